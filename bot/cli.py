@@ -1,0 +1,46 @@
+"""``lrbot``: the command line, one subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+__all__ = ["main"]
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _simulator(args: argparse.Namespace) -> int:
+    from commands.simulator.cli import serve_simulator
+
+    return serve_simulator(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lrbot", description="Defender live response from Slack, with a second analyst's approval."
+    )
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sim = sub.add_parser("simulator", help="serve the Defender simulator on loopback")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8090)
+    sim.add_argument("--scenario", help="a scenario file (JSON); the built-in demo otherwise")
+    sim.add_argument("--time-scale", type=float, default=1.0, help="simulated seconds per second")
+    sim.add_argument("--tls", action="store_true", help="serve HTTPS with a self-signed certificate")
+    sim.set_defaults(handler=_simulator)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    handler: Handler = args.handler
+    return handler(args)
