@@ -46,14 +46,21 @@ _MACHINE_ID = re.compile(r"[0-9a-fA-F]{40}")
 _WINDOWS_DRIVE = re.compile(r"[A-Za-z]:[\\/]")
 _UNC = re.compile(r"\\\\[^\\/]+[\\/][^\\/]+")
 # Control characters other than tab: they cannot be typed in one line and often hide tricks.
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
 
 
 def _describe_control(value: str) -> str:
     found = _CONTROL.search(value)
     assert found is not None
     char = found.group()
-    names = {"\x00": "a NUL character", "\n": "a line break", "\r": "a line break"}
+    names = {
+        "\x00": "a NUL character",
+        "\n": "a line break",
+        "\r": "a line break",
+        "\x85": "a line break",
+        "\u2028": "a line break",
+        "\u2029": "a paragraph break",
+    }
     return names.get(char, f"the control character U+{ord(char):04X}")
 
 
@@ -95,7 +102,7 @@ def check_path(value: str) -> str:
         raise CommandError(f"the path is {len(value)} characters long; at most {MAX_PATH_LENGTH}")
     if not (_WINDOWS_DRIVE.match(value) or _UNC.match(value) or value.startswith("/")):
         raise CommandError(
-            f"the path {value!r} is not absolute: use a drive (C:\\dir\\file), a UNC path"
+            f"the path '{value}' is not absolute: use a drive (C:\\dir\\file), a UNC path"
             " (\\\\server\\share\\file) or a POSIX path (/var/log/file)"
         )
     return value
@@ -203,9 +210,7 @@ def check_order(commands: tuple[PutFile | RunScript | GetFile, ...] | list[Any])
         rank = KIND_ORDER.index(command.kind)
         if rank < highest:
             first, blocker = next(
-                (p, c)
-                for p, c in enumerate(commands, start=1)
-                if KIND_ORDER.index(c.kind) > rank
+                (p, c) for p, c in enumerate(commands, start=1) if KIND_ORDER.index(c.kind) > rank
             )
             raise CommandError(
                 f"{command.kind} {command.value} comes after command"

@@ -283,7 +283,7 @@ def test_syntax_errors_say_where_and_what(
             2,
             11,
             2,
-            "the path 'Temp\\\\out.txt' is not absolute: use a drive (C:\\dir\\file),"
+            "the path 'Temp\\out.txt' is not absolute: use a drive (C:\\dir\\file),"
             " a UNC path (\\\\server\\share\\file) or a POSIX path (/var/log/file)",
         ),
         ('getfile ""', 1, 9, 1, "the path is empty"),
@@ -353,7 +353,7 @@ def test_split_device_and_commands(text: str, expected: tuple[str, str]) -> None
 # --- properties ------------------------------------------------------------------------
 
 # Characters that stress the syntax, mixed into arbitrary one-line unicode.
-_TRICKY = st.sampled_from([";", '"', '""', " ", "\t", "\\", "\\\\", "\xa0", "\u2028", "\x85"])
+_TRICKY = st.sampled_from([";", '"', '""', " ", "\t", "\\", "\\\\", "\xa0"])
 _ONE_LINE = st.characters(exclude_categories=("Cs", "Cc"))
 _TEXT = st.lists(_TRICKY | _ONE_LINE, max_size=30).map("".join)
 
