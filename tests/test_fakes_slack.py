@@ -17,9 +17,8 @@ from slack_sdk.http_retry import builtin_handlers
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 
-from tests.fakes import slack_api
-from tests.fakes.slack_api import UPLOAD, FakeSlack
-from tests.fakes.slack_requests import (
+from bot.sandbox.slack_api import UPLOAD, FakeSlack
+from bot.sandbox.slack_requests import (
     STALE,
     TAMPERED,
     WRONG_SECRET,
@@ -30,7 +29,13 @@ from tests.fakes.slack_requests import (
     users_select,
 )
 
-fake_slack = slack_api.fake_slack
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        yield fake
+
+
 SECRET = "test-signing-secret"
 TITLE = {"type": "plain_text", "text": "Live response"}
 SELECT_OPTIONS = [

@@ -1,11 +1,11 @@
-"""Test doubles for Slack: a fake Web API server and signed-request senders.
+"""A stand-in Slack for the offline demo and the tests: a fake Web API server and signed requests.
 
 ``FakeSlack`` (``slack_api``) stands in for ``https://slack.com/api/``;
 ``SlackRequests`` (``slack_requests``) plays Slack calling the bot's ``/slack/events``.
 """
 
-from tests.fakes.slack_api import BOT_USER_ID, TEAM_ID, FakeSlack, fake_slack
-from tests.fakes.slack_requests import (
+from bot.sandbox.slack_api import BOT_USER_ID, TEAM_ID, FakeSlack
+from bot.sandbox.slack_requests import (
     STALE,
     TAMPERED,
     WRONG_SECRET,
@@ -25,6 +25,5 @@ __all__ = [
     "SignedRequest",
     "Signing",
     "SlackRequests",
-    "fake_slack",
     "state_values",
 ]

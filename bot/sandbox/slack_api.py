@@ -20,17 +20,16 @@ import copy
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
-import pytest
 from slack_sdk import WebClient
 
-from tests.fakes._slack_records import (
+from bot.sandbox._slack_records import (
     Call,
     Ephemeral,
     Failure,
@@ -41,7 +40,7 @@ from tests.fakes._slack_records import (
     SlackError,
     UploadedFile,
 )
-from tests.fakes._slack_workspace import BOT_ID, BOT_USER_ID, TEAM_ID, Workspace
+from bot.sandbox._slack_workspace import BOT_ID, BOT_USER_ID, TEAM_ID, Workspace
 
 __all__ = [
     "BOT_ID",
@@ -50,7 +49,6 @@ __all__ = [
     "TEAM_ID",
     "UPLOAD",
     "FakeSlack",
-    "fake_slack",
 ]
 
 TEST_TOKEN = "xoxb-test-token"
@@ -420,10 +418,3 @@ def _parse_params(query: str, headers: Mapping[str, str], body: bytes) -> JsonDi
         if isinstance(value, str) and value[:1] in ("[", "{"):
             params[key] = json.loads(value)
     return {k: v for k, v in params.items() if v is not None}
-
-
-@pytest.fixture
-def fake_slack() -> Iterator[FakeSlack]:
-    """A started :class:`FakeSlack`, stopped after the test."""
-    with FakeSlack() as fake:
-        yield fake

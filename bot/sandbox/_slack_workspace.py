@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from tests.fakes._slack_records import (
+from bot.sandbox._slack_records import (
     Ephemeral,
     JsonDict,
     Message,

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tests.fakes._slack_records import JsonDict, Message
+from bot.sandbox._slack_records import JsonDict, Message
 
 __all__ = [
     "block_actions_payload",

@@ -27,7 +27,7 @@ from urllib.parse import quote, urlencode
 import httpx
 from slack_sdk.signature import SignatureVerifier
 
-from tests.fakes._slack_payloads import (
+from bot.sandbox._slack_payloads import (
     block_actions_payload,
     block_suggestion_payload,
     external_select,
@@ -40,12 +40,12 @@ from tests.fakes._slack_payloads import (
     users_select,
     view_submission_payload,
 )
-from tests.fakes._slack_records import JsonDict, Message, OpenedView
+from bot.sandbox._slack_records import JsonDict, Message, OpenedView
 
 if TYPE_CHECKING:
     from slack_bolt import BoltRequest
 
-    from tests.fakes.slack_api import FakeSlack
+    from bot.sandbox.slack_api import FakeSlack
 
 __all__ = [
     "STALE",
