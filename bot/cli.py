@@ -7,6 +7,8 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
+from commands.errors import ConfigurationError
+
 __all__ = ["main"]
 
 Handler = Callable[[argparse.Namespace], int]
@@ -18,19 +20,51 @@ def _simulator(args: argparse.Namespace) -> int:
     return serve_simulator(args)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from bot.serve import serve
+
+    return serve(args)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    return run_demo(time_scale=args.time_scale)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="lrbot", description="Defender live response from Slack, with a second analyst's approval."
+        prog="lrbot",
+        description="Defender live response from Slack, with a second analyst's approval.",
     )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the bot (Socket Mode if SLACK_APP_TOKEN is set)")
+    serve.add_argument("--host", default="0.0.0.0", help="HTTP mode: address to listen on")  # noqa: S104
+    serve.add_argument("--port", type=int, default=3000, help="HTTP mode: port")
+    serve.add_argument(
+        "--simulate-defender",
+        action="store_true",
+        help="run against the built-in Defender simulator (no Defender credentials needed)",
+    )
+    serve.add_argument("--time-scale", type=float, default=1.0, help=argparse.SUPPRESS)
+    serve.set_defaults(handler=_serve)
+
+    demo = sub.add_parser("demo", help="the offline demo: simulated Defender and Slack")
+    demo.add_argument(
+        "--time-scale", type=float, default=4.0, help="simulated seconds per real second"
+    )
+    demo.set_defaults(handler=_demo)
 
     sim = sub.add_parser("simulator", help="serve the Defender simulator on loopback")
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8090)
     sim.add_argument("--scenario", help="a scenario file (JSON); the built-in demo otherwise")
     sim.add_argument("--time-scale", type=float, default=1.0, help="simulated seconds per second")
-    sim.add_argument("--tls", action="store_true", help="serve HTTPS with a self-signed certificate")
+    sim.add_argument(
+        "--tls", action="store_true", help="serve HTTPS with a self-signed certificate"
+    )
     sim.set_defaults(handler=_simulator)
     return parser
 
@@ -43,4 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     handler: Handler = args.handler
-    return handler(args)
+    try:
+        return handler(args)
+    except ConfigurationError as exc:
+        print(f"lrbot: configuration error: {exc}", file=sys.stderr)
+        return 2

@@ -85,6 +85,8 @@ class FakeSlack:
         self._failures: list[Failure] = []
         self._responses: dict[str, list[ResponsePost]] = {}
         self._thread: threading.Thread | None = None
+        # Called with each recorded call, after the answer is decided (the demo prints them).
+        self.observers: list[Callable[[Call], None]] = []
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -252,12 +254,18 @@ class FakeSlack:
     # -- waiting ----------------------------------------------------------------------------
 
     def wait_for(
-        self, predicate: Callable[[], T], timeout: float = 5.0, what: str | None = None
+        self,
+        predicate: Callable[[], T],
+        timeout: float = 5.0,
+        what: str | None = None,
+        recheck: float | None = None,
     ) -> T:
         """Re-evaluate ``predicate`` after each request until it returns something truthy.
 
         Returns that value. A ``LookupError`` from the predicate counts as "not yet".
-        At the deadline raises AssertionError naming ``what`` and the recent calls.
+        ``recheck`` also re-evaluates every so many seconds, for predicates that read state
+        outside this fake (the bot's database). At the deadline raises AssertionError naming
+        ``what`` and the recent calls.
         """
         deadline = time.monotonic() + timeout
         last: object = None
@@ -273,7 +281,7 @@ class FakeSlack:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise AssertionError(self._describe_timeout(predicate, what, timeout, last))
-                self._cond.wait(remaining)
+                self._cond.wait(remaining if recheck is None else min(remaining, recheck))
 
     def wait_for_calls(self, method: str, count: int = 1, timeout: float = 5.0) -> list[Call]:
         """Wait until ``method`` was called at least ``count`` times; return those calls."""
@@ -324,6 +332,8 @@ class FakeSlack:
             call.status, call.response = reply.status, reply.json
             self._calls.append(call)
             self._cond.notify_all()
+        for observer in list(self.observers):
+            observer(call)
         return reply
 
     def _answer(self, call: Call, kind: str, name: str) -> _Reply:

@@ -1,0 +1,66 @@
+"""The Defender client the bot runs with: the real tenant, or the built-in simulator.
+
+With the simulator, the whole real path is kept (MSAL over TLS to a sign-in authority,
+the API over HTTP) and only the trust anchor differs: the simulator's own self-signed
+certificate, handed to the clients here instead of being installed machine-wide.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import ssl
+from collections.abc import Iterator
+
+import httpx
+from commands.client import DefenderClient
+
+from commands.auth import MsalTokenProvider
+from commands.config import DefenderSettings, load_defender_settings
+from commands.simulator import ScaledClock, Scenario, SimulatorServer, demo_scenario
+
+__all__ = ["real_defender", "simulated_defender"]
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def real_defender(settings: DefenderSettings) -> Iterator[DefenderClient]:
+    """A client for the tenant the settings name; TLS trust from the environment."""
+    settings.require_credentials()
+    client = DefenderClient(settings, token_provider=MsalTokenProvider(settings))
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
+def simulated_defender(
+    scenario: Scenario | None = None, *, time_scale: float = 1.0
+) -> Iterator[tuple[DefenderClient, SimulatorServer]]:
+    """A simulator on loopback and a client signed in to it through MSAL."""
+    scenario = scenario or demo_scenario()
+    with SimulatorServer(scenario, clock=ScaledClock(time_scale), tls=True) as sim:
+        assert sim.ca_pem_path is not None
+        trust = ssl.create_default_context(cafile=str(sim.ca_pem_path))
+        settings = load_defender_settings(
+            api_url=sim.base_url,
+            authority_host=sim.authority_host,
+            tenant_id=scenario.tenant_id,
+            client_id=scenario.client_id,
+            client_secret=scenario.client_secret,
+        )
+        msal_http = httpx.Client(verify=trust, timeout=10)
+        client = DefenderClient(
+            settings,
+            token_provider=MsalTokenProvider(settings, http_client=msal_http),
+            transport=httpx.HTTPTransport(verify=trust),
+            download_transport=httpx.HTTPTransport(verify=trust),
+        )
+        log.info("Defender simulator at %s", sim.base_url)
+        try:
+            yield client, sim
+        finally:
+            client.close()
+            msal_http.close()

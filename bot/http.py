@@ -1,0 +1,66 @@
+"""HTTP mode: Bolt behind waitress, a production WSGI server, on ``/slack/events``.
+
+Bolt's own ``app.start()`` server is for development and drops connections under
+concurrent load; waitress queues them across a fixed pool of threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from slack_bolt import App
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from waitress.server import create_server
+
+__all__ = ["HttpServer"]
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+
+
+class HttpServer:
+    """Serves the Slack endpoint and ``/healthz`` until stopped."""
+
+    def __init__(self, app: App, host: str = "127.0.0.1", port: int = 3000, threads: int = 8):
+        slack = SlackRequestHandler(app, path=EVENTS_PATH)
+
+        def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            if environ.get("PATH_INFO") == "/healthz":
+                start_response("200 OK", [("Content-Type", "text/plain")])
+                return [b"ok\n"]
+            return slack(environ, start_response)
+
+        self._server = create_server(
+            wsgi,
+            host=host,
+            port=port,
+            threads=threads,
+            ident="lrbot",
+            clear_untrusted_proxy_headers=True,
+        )
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.effective_port)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._server.effective_host}:{self.port}{EVENTS_PATH}"
+
+    def serve_forever(self) -> None:
+        log.info("serving Slack requests at %s", self.url)
+        self._server.run()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.serve_forever, name="http", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.close()
+        if self._thread is not None:
+            self._thread.join(5)

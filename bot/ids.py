@@ -1,0 +1,38 @@
+"""Every Slack identifier the bot uses, named once.
+
+The callback and action ids are a stable interface: operators, audit rules and other
+tools match on them. Never rename one.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["Action", "Block", "Callback", "row_block"]
+
+
+class Callback(StrEnum):
+    REQUEST_MODAL = "lr_request"
+
+
+class Action(StrEnum):
+    APPROVE = "lr_approve"
+    REJECT = "lr_reject"
+    CANCEL = "lr_cancel"
+    WITHDRAW = "lr_withdraw"
+    ADD_ROW = "lr_add_row"
+    REMOVE_ROW = "lr_remove_row"
+    VALUE = "value"  # the action id of every input element inside an input block
+
+
+class Block(StrEnum):
+    DEVICE = "device"
+    COMMANDS_TEXT = "commands_text"
+    JUSTIFICATION = "justification"
+    TICKET = "ticket"
+    ROW_BUTTONS = "row_buttons"
+
+
+def row_block(index: int, part: str) -> str:
+    """Block id of a command row's ``type`` select or ``value`` input (index from 0)."""
+    return f"row_{index}_{part}"

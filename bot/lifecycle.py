@@ -1,0 +1,305 @@
+"""The request's life before Defender: created, approved, rejected, withdrawn, expired, cancelled.
+
+Each operation checks the policy, then makes one atomic transition in the store whose
+outbox items tell Slack about it. A second click, or Slack's retry of the same click,
+finds the request already moved on and changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from bot import views
+from bot.directory import Directory
+from bot.intake import Accepted, machine_card
+from bot.policy import Policy
+from bot.records import RequestRecord, RequestState
+from bot.store import Store, Transition, requests
+from commands.errors import DefenderError
+
+__all__ = ["Lifecycle", "Outcome", "defender_comment", "new_request_id"]
+
+log = logging.getLogger(__name__)
+
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford's base32: no i, l, o, u
+MAX_COMMENT = 1000
+CANCELLABLE = (
+    RequestState.APPROVED,
+    RequestState.SUBMITTING,
+    RequestState.UNKNOWN,
+    RequestState.PENDING,
+    RequestState.IN_PROGRESS,
+)
+
+
+def new_request_id() -> str:
+    """A short id people can read out: ``lr-`` and 8 base32 characters (40 random bits)."""
+    return "lr-" + "".join(secrets.choice(_ALPHABET) for _ in range(8))
+
+
+def defender_comment(record: RequestRecord, requester: str, approver: str) -> str:
+    """The action's Comment: Defender records the app as requestor, so name the people here."""
+    ticket = f" | ticket {record.ticket}" if record.ticket else ""
+    text = (
+        f"lrbot {record.id} | requested by {requester} | approved by {approver}{ticket}"
+        f" | reason: {' '.join(record.justification.split())}"
+    )
+    return text if len(text) <= MAX_COMMENT else text[: MAX_COMMENT - 1] + "…"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What to tell the person who clicked (ephemerally) when it did not go through."""
+
+    ok: bool
+    message: str = ""
+
+
+class Canceller:
+    """Defender's cancel, as the lifecycle needs it."""
+
+    def cancel_action(self, action_id: str, comment: str) -> object:  # pragma: no cover
+        raise NotImplementedError
+
+
+class Lifecycle:
+    """Requests from creation to submission-ready, and their cancellation."""
+
+    def __init__(
+        self,
+        store: Store,
+        policy: Policy,
+        directory: Directory,
+        defender: Canceller,
+        *,
+        approval_ttl: timedelta,
+        clock: Callable[[], datetime],
+        wake_tracker: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self.directory = directory
+        self.defender = defender
+        self.approval_ttl = approval_ttl
+        self.clock = clock
+        self.wake_tracker = wake_tracker
+
+    def may_request(self, user: str) -> Outcome:
+        decision = self.policy.may_request(user, self.directory.members)
+        return Outcome(decision.allowed, decision.reason)
+
+    def create(self, user: str, channel: str, accepted: Accepted) -> RequestRecord:
+        """Store a valid request; the outbox posts it for approval."""
+        now = self.clock()
+        record = RequestRecord(
+            id=new_request_id(),
+            created_at=now,
+            updated_at=now,
+            requester=user,
+            channel=channel,
+            machine_id=accepted.machine.id,
+            machine_name=accepted.machine.name,
+            machine=machine_card(accepted.machine, accepted.active_action),
+            commands=accepted.commands,
+            justification=accepted.justification,
+            ticket=accepted.ticket,
+            state=RequestState.AWAITING_APPROVAL,
+            expires_at=now + self.approval_ttl,
+        )
+        transition = (
+            Transition()
+            .event(
+                "requested",
+                user,
+                machine_id=record.machine_id,
+                commands=record.commands.model_dump(mode="json"),
+                library=accepted.library,
+                justification=record.justification,
+                ticket=record.ticket,
+            )
+            .send("post_request")
+        )
+        self.store.create(record, transition, now)
+        log.info(
+            "request %s by %s for machine %s (%d commands)",
+            record.id,
+            user,
+            record.machine_id,
+            len(record.commands),
+        )
+        return record
+
+    def _find(self, request_id: str) -> RequestRecord | Outcome:
+        record = self.store.get(request_id)
+        if record is None:
+            return Outcome(False, "That request is not known to this bot; nothing was changed.")
+        return record
+
+    def _closed_message(self, record: RequestRecord) -> Outcome:
+        if record.state is RequestState.EXPIRED or (
+            record.state.is_open and record.expires_at <= self.clock()
+        ):
+            return Outcome(False, f"Request {record.id} has expired; ask for a new one.")
+        who = f" by <@{record.decided_by}>" if record.decided_by else ""
+        state = str(record.state).replace("_", " ")
+        return Outcome(False, f"Request {record.id} was already decided{who} ({state}).")
+
+    def _apply(
+        self,
+        record: RequestRecord,
+        changes: dict[str, Any],
+        event: tuple[str, str | None, dict[str, Any]],
+        reply: Callable[[RequestRecord], views.Message] | None,
+        *,
+        expect: Iterable[RequestState],
+        where: sa.ColumnElement[bool] | None = None,
+    ) -> RequestRecord | None:
+        """One atomic change with its event, its thread reply and the message rewrite."""
+        now = self.clock()
+        transition = Transition(dict(changes))
+        transition.events.append(event)
+        if reply is not None:
+            message = reply(record.with_changes(**changes, updated_at=now))
+            transition.send("reply", text=message.text, blocks=message.blocks)
+        transition.send("update_request")
+        return self.store.transition(record.id, transition, now, expect=expect, where=where)
+
+    def decide(self, request_id: str, user: str, approve: bool) -> Outcome:
+        """Approve or reject, once: the first valid click wins."""
+        found = self._find(request_id)
+        if isinstance(found, Outcome):
+            return found
+        if not approve and user == found.requester:
+            return Outcome(False, "To take back your own request, use Withdraw.")
+        decision = self.policy.may_approve(user, found, self.directory.members)
+        if not decision:
+            log.info("refused decision on %s by %s: %s", found.id, user, decision.reason)
+            return Outcome(False, decision.reason.capitalize())
+        now = self.clock()
+        kind = "approved" if approve else "rejected"
+        updated = self._apply(
+            found,
+            {
+                "state": RequestState.APPROVED if approve else RequestState.REJECTED,
+                "decided_by": user,
+                "decided_at": now,
+            },
+            (kind, user, {}),
+            views.reply_decision,
+            expect=[RequestState.AWAITING_APPROVAL],
+            where=requests.c.expires_at > now,
+        )
+        if updated is None:
+            self.expire_due()
+            return self._closed_message(self.store.get(found.id) or found)
+        log.info("request %s %s by %s", found.id, kind, user)
+        if approve:
+            self.wake_tracker()
+        return Outcome(True)
+
+    def withdraw(self, request_id: str, user: str) -> Outcome:
+        found = self._find(request_id)
+        if isinstance(found, Outcome):
+            return found
+        decision = self.policy.may_withdraw(user, found)
+        if not decision:
+            return Outcome(False, decision.reason.capitalize())
+        updated = self._apply(
+            found,
+            {"state": RequestState.WITHDRAWN, "decided_by": user, "decided_at": self.clock()},
+            ("withdrawn", user, {}),
+            views.reply_decision,
+            expect=[RequestState.AWAITING_APPROVAL],
+        )
+        if updated is None:
+            return self._closed_message(self.store.get(found.id) or found)
+        return Outcome(True)
+
+    def cancel(self, request_id: str, user: str) -> Outcome:
+        """Cancel a run that was approved: at Defender if it was submitted, here otherwise."""
+        found = self._find(request_id)
+        if isinstance(found, Outcome):
+            return found
+        decision = self.policy.may_cancel(user, found, self.directory.members)
+        if not decision:
+            return Outcome(False, decision.reason.capitalize())
+        if found.state not in CANCELLABLE:
+            return Outcome(False, f"Request {found.id} is not running; there is nothing to cancel.")
+        if found.state is RequestState.APPROVED:
+            # Not yet at Defender: it ends here, and the tracker will never submit it.
+            now = self.clock()
+            updated = self._apply(
+                found,
+                {
+                    "state": RequestState.FINISHED,
+                    "action_status": "Cancelled",
+                    "cancelled_by": user,
+                    "finished_at": now,
+                },
+                ("cancelled", user, {"submitted": False}),
+                lambda r: views.reply_cancelled(r, user),
+                expect=[RequestState.APPROVED],
+            )
+            if updated is not None:
+                return Outcome(True)
+            found = self.store.get(found.id) or found
+        updated = self._apply(
+            found,
+            {"cancelled_by": user},
+            ("cancel_requested", user, {}),
+            None,
+            expect=CANCELLABLE,
+            where=requests.c.cancelled_by.is_(None),
+        )
+        if updated is None:
+            return Outcome(False, f"Request {found.id} is already being cancelled or has ended.")
+        if updated.action_id and updated.state in (RequestState.PENDING, RequestState.IN_PROGRESS):
+            return self.cancel_at_defender(updated, user)
+        self.wake_tracker()  # the tracker cancels it as soon as it knows the action id
+        return Outcome(True)
+
+    def cancel_at_defender(self, record: RequestRecord, user: str) -> Outcome:
+        """Ask Defender to cancel; its final status arrives through the tracker's poll."""
+        assert record.action_id is not None
+        comment = f"lrbot {record.id} | cancelled by {self.directory.display_name(user)}"
+        try:
+            self.defender.cancel_action(record.action_id, comment)
+        except DefenderError as exc:
+            log.warning("cancel of %s (action %s) failed: %s", record.id, record.action_id, exc)
+            return Outcome(False, f"Defender did not cancel the run: {exc}")
+        log.info("request %s: action %s cancelled by %s", record.id, record.action_id, user)
+        self._apply(
+            record,
+            {},
+            ("cancelled", user, {"action_id": record.action_id}),
+            lambda r: views.reply_cancelled(r, user),
+            expect=list(RequestState),
+        )
+        self.wake_tracker()
+        return Outcome(True)
+
+    def expire_due(self) -> list[RequestRecord]:
+        """Close every request whose approval window has passed."""
+        now = self.clock()
+        expired = []
+        for record in self.store.in_states([RequestState.AWAITING_APPROVAL]):
+            if record.expires_at > now:
+                continue
+            updated = self._apply(
+                record,
+                {"state": RequestState.EXPIRED},
+                ("expired", None, {}),
+                views.reply_expired,
+                expect=[RequestState.AWAITING_APPROVAL],
+            )
+            if updated is not None:
+                log.info("request %s expired", record.id)
+                expired.append(updated)
+        return expired

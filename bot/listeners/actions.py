@@ -1,0 +1,65 @@
+"""The request message's buttons: approve, reject, withdraw, cancel.
+
+Authorization never trusts the button: the clicker is ``body.user.id`` and the request is
+looked up by id in the store; the lifecycle decides. A refusal is told only to the clicker.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.ids import Action
+from bot.lifecycle import Outcome
+from bot.services import Services
+
+__all__ = ["register"]
+
+log = logging.getLogger(__name__)
+
+
+def _clicked(body: dict[str, Any]) -> tuple[str, str, str]:
+    user = str((body.get("user") or {}).get("id", ""))
+    channel = str((body.get("channel") or {}).get("id", ""))
+    actions = body.get("actions") or [{}]
+    value = actions[0].get("value") if isinstance(actions[0], dict) else None
+    return user, channel, str(value or "")[:64]
+
+
+def register(app: App, services: Services) -> None:
+    def handle(
+        ack: Ack, body: dict[str, Any], client: WebClient, operation: Callable[[str, str], Outcome]
+    ) -> None:
+        ack()
+        user, channel, request_id = _clicked(body)
+        outcome = operation(request_id, user)
+        services.wake_outbox()
+        if outcome.ok or not channel or not user:
+            return
+        try:
+            client.chat_postEphemeral(channel=channel, user=user, text=outcome.message)
+        except SlackApiError as exc:
+            log.warning("could not tell %s why: %s", user, exc.response.get("error"))
+
+    lifecycle = services.lifecycle
+
+    @app.action(str(Action.APPROVE))
+    def approve(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        handle(ack, body, client, lambda r, u: lifecycle.decide(r, u, approve=True))
+
+    @app.action(str(Action.REJECT))
+    def reject(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        handle(ack, body, client, lambda r, u: lifecycle.decide(r, u, approve=False))
+
+    @app.action(str(Action.WITHDRAW))
+    def withdraw(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        handle(ack, body, client, lifecycle.withdraw)
+
+    @app.action(str(Action.CANCEL))
+    def cancel(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        handle(ack, body, client, lifecycle.cancel)

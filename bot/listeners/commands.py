@@ -1,0 +1,50 @@
+"""``/liveresponse``: help, or the request modal (prefilled from the command's text)."""
+
+from __future__ import annotations
+
+import html
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from bot import views
+from bot.modal import ModalMetadata, ModalValues
+from bot.services import Services
+from commands.syntax import split_device_and_commands
+
+__all__ = ["register"]
+
+log = logging.getLogger(__name__)
+
+HELP_WORDS = frozenset({"help", "-h", "--help", "?", "usage"})
+
+
+def register(app: App, services: Services) -> None:
+    command_name = services.settings.slash_command
+
+    @app.command(command_name)
+    def open_request(
+        ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond
+    ) -> None:
+        # Slack escapes &, < and > in slash-command text; the syntax wants what was typed.
+        text = html.unescape(str(command.get("text") or "")).strip()
+        if text.lower() in HELP_WORDS:
+            ack(response_type="ephemeral", text=views.help_text(command_name))
+            return
+        ack()
+        device, rest = split_device_and_commands(text)
+        meta = ModalMetadata(channel_id=str(command.get("channel_id", "")), rows=1)
+        values = ModalValues(device=device[:300], commands_text=rest[:3000])
+        # The trigger_id lives 3 seconds: open the modal before anything that may be slow.
+        opened = client.views_open(
+            trigger_id=command.get("trigger_id"), view=views.request_modal(meta, values)
+        )
+        user = str(command.get("user_id", ""))
+        allowed = services.lifecycle.may_request(user)
+        if not allowed.ok:
+            log.info("refused request form for %s: %s", user, allowed.message)
+            client.views_update(
+                view_id=opened["view"]["id"], view=views.notice_modal(allowed.message.capitalize())
+            )

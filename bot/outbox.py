@@ -1,0 +1,308 @@
+"""Delivers what the bot owes Slack, in order, until Slack has it.
+
+Items are written by state changes (see ``bot.store``); this worker posts the request
+message, rewrites it, replies in its thread and fetches command results from Defender
+into the thread. A rate limit waits for ``Retry-After``, a Slack or network failure backs
+off and tries again, and nothing behind a waiting item overtakes it, so a thread always
+reads in the order things happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path, PureWindowsPath
+from typing import Any, Protocol
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot import views
+from bot.records import OutboxItem, RequestRecord
+from bot.store import Store
+from commands.errors import DefenderError, NotFound, ResultError, ResultTooLarge
+from commands.models import GetFile
+from commands.results import DownloadedResult, read_runscript_output
+
+__all__ = ["Deliverer", "ResultSource"]
+
+log = logging.getLogger(__name__)
+
+# Slack refused the blocks: the same facts as plain text are better than nothing.
+_BLOCK_ERRORS = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long"})
+_MAX_BACKOFF = 300.0
+
+
+class ResultSource(Protocol):
+    def download_result(
+        self, action_id: str, index: int, *, max_bytes: int, directory: Path | None = None
+    ) -> DownloadedResult: ...
+
+
+class _Retry(Exception):
+    def __init__(self, seconds: float, reason: str) -> None:
+        super().__init__(reason)
+        self.seconds = seconds
+
+
+class Deliverer:
+    """The outbox worker."""
+
+    def __init__(
+        self,
+        store: Store,
+        slack: WebClient,
+        results: ResultSource,
+        *,
+        clock: Callable[[], datetime],
+        results_dir: Path,
+        max_result_bytes: int,
+        inline_output_chars: int,
+        idle_seconds: float = 5.0,
+    ) -> None:
+        self.store = store
+        self.slack = slack
+        self.results = results
+        self.clock = clock
+        self.results_dir = results_dir
+        self.max_result_bytes = max_result_bytes
+        self.inline_output_chars = inline_output_chars
+        self.idle_seconds = idle_seconds
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        self._thread = threading.Thread(target=self._loop, name="outbox", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.deliver_due()
+            except Exception:
+                log.exception("outbox pass failed; trying again shortly")
+            self._wake.wait(self._idle())
+            self._wake.clear()
+
+    def _idle(self) -> float:
+        upcoming = self.store.next_outbox_time()
+        if upcoming is None:
+            return self.idle_seconds
+        return min(self.idle_seconds, max(0.05, (upcoming - self.clock()).total_seconds()))
+
+    def deliver_due(self) -> int:
+        """Deliver every due item in order; returns how many were delivered."""
+        delivered = 0
+        while not self._stop.is_set():
+            items = self.store.due_outbox(self.clock())
+            if not items:
+                return delivered
+            for position, item in enumerate(items):
+                if item.kind == "update_request" and _superseded(item, items[position + 1 :]):
+                    self.store.outbox_done(item.id, self.clock())
+                    continue
+                try:
+                    self._deliver(item)
+                except _Retry as retry:
+                    log.info(
+                        "outbox item %d (%s of %s) waits %.1f s: %s",
+                        item.id,
+                        item.kind,
+                        item.request_id,
+                        retry.seconds,
+                        retry,
+                    )
+                    self.store.outbox_retry(
+                        item.id, self.clock() + timedelta(seconds=retry.seconds), str(retry)
+                    )
+                    return delivered
+                delivered += 1
+        return delivered
+
+    # -- one item -----------------------------------------------------------------------
+
+    def _deliver(self, item: OutboxItem) -> None:
+        record = self.store.get(item.request_id)
+        if record is None:
+            self._give_up(item, "request not found")
+            return
+        if item.kind != "post_request" and record.message_ts is None:
+            self._give_up(item, "the request message was never posted")
+            return
+        try:
+            if item.kind == "post_request":
+                self._post_request(record)
+            elif item.kind == "update_request":
+                message = views.request_message(record, self.clock())
+                self._call(
+                    self.slack.chat_update,
+                    channel=record.channel,
+                    ts=record.message_ts,
+                    text=message.text,
+                    blocks=message.blocks,
+                )
+            elif item.kind == "reply":
+                self._reply(record, item.payload["text"], item.payload.get("blocks"))
+            elif item.kind == "result":
+                self._result(record, int(item.payload["position"]), item.attempts)
+            else:
+                self._give_up(item, f"unknown outbox item kind {item.kind!r}")
+                return
+        except _Permanent as exc:
+            self._give_up(item, str(exc))
+            return
+        self.store.outbox_done(item.id, self.clock())
+
+    def _post_request(self, record: RequestRecord) -> None:
+        if record.message_ts is not None:
+            return  # posted before a crash: never post it twice
+        message = views.request_message(record, self.clock())
+        response = self._call(
+            self.slack.chat_postMessage,
+            channel=record.channel,
+            text=message.text,
+            blocks=message.blocks,
+        )
+        self.store.set_message_ts(record.id, str(response["ts"]))
+
+    def _reply(self, record: RequestRecord, text: str, blocks: list[dict[str, Any]] | None) -> None:
+        self._call(
+            self.slack.chat_postMessage,
+            channel=record.channel,
+            thread_ts=record.message_ts,
+            text=text,
+            blocks=blocks,
+        )
+
+    def _result(self, record: RequestRecord, position: int, attempts: int) -> None:
+        assert record.action_id is not None
+        command = record.commands.commands[position - 1]
+        try:
+            result = self.results.download_result(
+                record.action_id,
+                position - 1,
+                max_bytes=self.max_result_bytes,
+                directory=self.results_dir,
+            )
+        except ResultTooLarge as exc:
+            message = views.reply_result_too_large(record, position, None, exc.limit_bytes)
+            self._reply(record, message.text, message.blocks)
+            return
+        except (ResultError, NotFound) as exc:
+            log.warning("request %s: result %d unreadable: %s", record.id, position, exc)
+            message = views.reply_result_error(record, position, str(exc))
+            self._reply(record, message.text, message.blocks)
+            return
+        except DefenderError as exc:
+            raise _Retry(_backoff(attempts), f"result download failed: {exc}") from None
+        try:
+            if isinstance(command, GetFile):
+                name = PureWindowsPath(command.path).name or f"{record.id}-{position}"
+                self._upload(
+                    record,
+                    result.path,
+                    name,
+                    views.result_file_comment(record, position, result.size, result.sha256),
+                )
+            else:
+                self._runscript(record, position, result)
+        finally:
+            result.path.unlink(missing_ok=True)
+
+    def _runscript(self, record: RequestRecord, position: int, result: DownloadedResult) -> None:
+        try:
+            output = read_runscript_output(result)
+        except ResultError as exc:
+            message = views.reply_result_error(record, position, str(exc))
+            self._reply(record, message.text, message.blocks)
+            return
+        message = views.reply_runscript_result(
+            record, position, output, result.size, result.sha256, self.inline_output_chars
+        )
+        self._reply(record, message.text, message.blocks)
+        if len(output.script_output) > self.inline_output_chars:
+            path = result.path.with_suffix(".txt")
+            path.write_text(output.script_output, encoding="utf-8")
+            try:
+                self._upload(
+                    record,
+                    path,
+                    f"{record.id}-command-{position}-output.txt",
+                    views.result_file_comment(record, position, result.size, result.sha256),
+                )
+            finally:
+                path.unlink(missing_ok=True)
+
+    def _upload(self, record: RequestRecord, path: Path, filename: str, comment: str) -> None:
+        self._call(
+            self.slack.files_upload_v2,
+            channel=record.channel,
+            thread_ts=record.message_ts,
+            file=str(path),
+            filename=filename,
+            title=filename,
+            initial_comment=comment,
+        )
+
+    def _call(self, method: Callable[..., Any], **kwargs: Any) -> Any:
+        try:
+            return method(**kwargs)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", ""))
+            status = exc.response.status_code
+            if status == 429 or error == "ratelimited":
+                raise _Retry(_retry_after(exc.response.headers), "Slack rate limit") from None
+            if status >= 500 or error in {
+                "internal_error",
+                "fatal_error",
+                "service_unavailable",
+                "request_timeout",
+            }:
+                raise _Retry(_backoff(1), f"Slack error {status} {error}") from None
+            if error in _BLOCK_ERRORS and kwargs.get("blocks"):
+                log.warning("Slack refused blocks (%s); sending the text alone", error)
+                return self._call(method, **{k: v for k, v in kwargs.items() if k != "blocks"})
+            raise _Permanent(f"Slack refused {method.__name__}: {error}") from None
+        except OSError as exc:  # connection refused or reset, timeouts, DNS
+            raise _Retry(_backoff(1), f"Slack unreachable: {exc}") from None
+
+    def _give_up(self, item: OutboxItem, reason: str) -> None:
+        log.error(
+            "outbox item %d (%s of %s) dropped: %s", item.id, item.kind, item.request_id, reason
+        )
+        self.store.outbox_done(item.id, self.clock(), error=reason)
+
+
+class _Permanent(Exception):
+    """Slack refused the call for a reason retrying will not change."""
+
+
+def _superseded(item: OutboxItem, later: list[OutboxItem]) -> bool:
+    # Updates render the current state: a later update of the same message makes this one moot.
+    return any(o.kind == "update_request" and o.request_id == item.request_id for o in later)
+
+
+def _retry_after(headers: Any) -> float:
+    try:
+        value = headers.get("Retry-After") or headers.get("retry-after")
+        return max(0.5, float(value))
+    except (TypeError, ValueError, AttributeError):
+        return 5.0
+
+
+def _backoff(attempts: int) -> float:
+    return random.uniform(0.5, min(_MAX_BACKOFF, 2.0 ** min(attempts + 1, 9)))  # noqa: S311

@@ -1,0 +1,111 @@
+"""Builds the running bot from its settings and a Defender client, and stops it cleanly."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+
+from bot.app import create_app
+from bot.directory import Directory
+from bot.intake import Intake
+from bot.lifecycle import Lifecycle
+from bot.outbox import Deliverer
+from bot.policy import Policy
+from bot.services import Services
+from bot.settings import BotSettings
+from bot.store import Store
+from bot.tracker import Tracker
+
+__all__ = ["Runtime", "build_runtime", "utcnow"]
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    """Every long-lived part of one bot process."""
+
+    settings: BotSettings
+    store: Store
+    app: App
+    intake: Intake
+    lifecycle: Lifecycle
+    tracker: Tracker
+    deliverer: Deliverer
+
+    def start(self) -> None:
+        self.deliverer.start()
+        self.tracker.start()
+
+    def stop(self) -> None:
+        self.tracker.stop()
+        self.deliverer.stop()
+        self.intake.close()
+        self.store.close()
+
+
+def build_runtime(
+    settings: BotSettings,
+    defender: Any,
+    *,
+    socket_mode: bool = False,
+    clock: Callable[[], datetime] = utcnow,
+    runs_per_minute: int = 10,
+    max_active: int = 25,
+) -> Runtime:
+    """Wire the parts; ``defender`` is a ``DefenderClient`` (or anything with its methods)."""
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    # Listeners answer people: a rate-limited call is retried once, briefly.
+    interactive = WebClient(token=token, base_url=settings.slack_api_url, timeout=10)
+    interactive.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=1))
+    # The outbox retries on its own schedule and must see every failure itself.
+    delivery = WebClient(token=token, base_url=settings.slack_api_url, timeout=30)
+    delivery.retry_handlers.clear()
+
+    store = Store(settings.database_url)
+    directory = Directory(interactive, settings.usergroup_cache_seconds)
+    policy = Policy(settings.requesters, settings.approvers)
+    deliverer = Deliverer(
+        store,
+        delivery,
+        defender,
+        clock=clock,
+        results_dir=settings.data_dir / "results",
+        max_result_bytes=settings.max_result_bytes,
+        inline_output_chars=settings.inline_output_chars,
+    )
+    lifecycle = Lifecycle(
+        store,
+        policy,
+        directory,
+        defender,
+        approval_ttl=timedelta(seconds=settings.approval_ttl_seconds),
+        clock=clock,
+    )
+    tracker = Tracker(
+        store,
+        defender,
+        lifecycle,
+        directory,
+        poll_seconds=settings.poll_seconds,
+        clock=clock,
+        runs_per_minute=runs_per_minute,
+        max_active=max_active,
+        wake_outbox=deliverer.wake,
+    )
+    lifecycle.wake_tracker = tracker.wake
+    intake = Intake(defender)
+    services = Services(settings, intake, lifecycle, deliverer.wake)
+    app = create_app(services, interactive, socket_mode=socket_mode)
+    return Runtime(settings, store, app, intake, lifecycle, tracker, deliverer)

@@ -1,0 +1,83 @@
+"""``lrbot serve``: the bot in Socket Mode or HTTP mode, until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from bot.defender import real_defender, simulated_defender
+from bot.http import HttpServer
+from bot.runtime import build_runtime
+from bot.settings import BotSettings, load_bot_settings
+from commands.config import load_defender_settings
+from commands.errors import ConfigurationError
+
+__all__ = ["serve", "validate_for_serving"]
+
+log = logging.getLogger(__name__)
+
+
+def validate_for_serving(settings: BotSettings) -> bool:
+    """Refuse to start without what this mode needs; True for Socket Mode."""
+    if settings.slack_bot_token is None:
+        raise ConfigurationError("SLACK_BOT_TOKEN: required (the bot token, xoxb-…)")
+    if not settings.approvers:
+        # Without approvers nobody could approve, or worse, anybody could: refuse to guess.
+        raise ConfigurationError(
+            "LRBOT_APPROVERS: required: the Slack user ids (U…) or user groups (S…) who may"
+            " approve live response"
+        )
+    socket_mode = settings.slack_app_token is not None
+    if not socket_mode and settings.slack_signing_secret is None:
+        raise ConfigurationError(
+            "SLACK_SIGNING_SECRET: required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)"
+        )
+    return socket_mode
+
+
+@contextlib.contextmanager
+def _defender(simulate: bool, time_scale: float) -> Iterator[Any]:
+    if simulate:
+        with simulated_defender(time_scale=time_scale) as (client, sim):
+            log.info("using the built-in Defender simulator at %s", sim.base_url)
+            yield client
+    else:
+        with real_defender(load_defender_settings()) as client:
+            yield client
+
+
+def serve(args: argparse.Namespace) -> int:
+    settings = load_bot_settings()
+    socket_mode = validate_for_serving(settings)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with _defender(args.simulate_defender, args.time_scale) as defender:
+        runtime = build_runtime(settings, defender, socket_mode=socket_mode)
+        runtime.start()
+        try:
+            if socket_mode:
+                from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+                assert settings.slack_app_token is not None
+                handler = SocketModeHandler(
+                    runtime.app, settings.slack_app_token.get_secret_value()
+                )
+                handler.connect()
+                log.info("connected to Slack in Socket Mode")
+                stop.wait()
+                handler.close()
+            else:
+                server = HttpServer(runtime.app, host=args.host, port=args.port)
+                server.start()
+                stop.wait()
+                server.stop()
+        finally:
+            log.info("stopping: finishing the current pass of the tracker and the outbox")
+            runtime.stop()
+    return 0

@@ -1,0 +1,119 @@
+"""The bot's settings: Slack, approval policy, tracking and storage, from the environment.
+
+Defender's own settings live in ``commands.config``; this model holds everything else.
+Loaded once in the entry point and passed down; nothing else reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from commands.errors import ConfigurationError
+
+__all__ = ["BotSettings", "load_bot_settings"]
+
+_SLACK_PRINCIPAL = re.compile(r"[UWS][A-Z0-9]{2,}")
+
+
+def _env(name: str) -> Any:
+    return Field(None, validation_alias=AliasChoices(name))
+
+
+class BotSettings(BaseSettings):
+    """Every ``SLACK_*`` and ``LRBOT_*`` setting, with its default."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    slack_bot_token: SecretStr | None = _env("SLACK_BOT_TOKEN")
+    slack_app_token: SecretStr | None = _env("SLACK_APP_TOKEN")
+    slack_signing_secret: SecretStr | None = _env("SLACK_SIGNING_SECRET")
+    slack_api_url: str = Field(
+        "https://slack.com/api/", validation_alias=AliasChoices("SLACK_API_URL")
+    )
+    slash_command: str = Field(
+        "/liveresponse", validation_alias=AliasChoices("LRBOT_SLASH_COMMAND")
+    )
+
+    requesters: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), validation_alias=AliasChoices("LRBOT_REQUESTERS")
+    )
+    approvers: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), validation_alias=AliasChoices("LRBOT_APPROVERS")
+    )
+    approval_ttl_minutes: float = Field(
+        60, gt=0, le=7 * 24 * 60, validation_alias=AliasChoices("LRBOT_APPROVAL_TTL_MINUTES")
+    )
+    poll_seconds: float = Field(
+        10, gt=0, le=600, validation_alias=AliasChoices("LRBOT_POLL_SECONDS")
+    )
+    usergroup_cache_seconds: float = Field(
+        300, ge=0, validation_alias=AliasChoices("LRBOT_USERGROUP_CACHE_SECONDS")
+    )
+    database_url: str = Field(
+        "sqlite:///lrbot.sqlite3", validation_alias=AliasChoices("LRBOT_DATABASE_URL")
+    )
+    data_dir: Path = Field(Path("lrbot-data"), validation_alias=AliasChoices("LRBOT_DATA_DIR"))
+    max_result_mb: float = Field(100, gt=0, validation_alias=AliasChoices("LRBOT_MAX_RESULT_MB"))
+    inline_output_chars: int = Field(
+        2500, ge=0, le=2800, validation_alias=AliasChoices("LRBOT_INLINE_OUTPUT_CHARS")
+    )
+
+    @field_validator("requesters", "approvers", mode="before")
+    @classmethod
+    def _principals(cls, value: object) -> tuple[str, ...]:
+        if value is None or value == "":
+            return ()
+        items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+        principals = tuple(str(item).strip() for item in items if str(item).strip())
+        for principal in principals:
+            if not _SLACK_PRINCIPAL.fullmatch(principal):
+                raise ValueError(
+                    f"{principal!r} is not a Slack user id (U… or W…) or user-group id (S…)"
+                )
+        return principals
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        # slack_sdk joins method names with urljoin: a base without the final '/' loses its path.
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("slash_command")
+    @classmethod
+    def _command(cls, value: str) -> str:
+        if not re.fullmatch(r"/[a-z0-9_-]{1,31}", value):
+            raise ValueError(f"{value!r} is not a slash command such as /liveresponse")
+        return value
+
+    @property
+    def approval_ttl_seconds(self) -> float:
+        return self.approval_ttl_minutes * 60
+
+    @property
+    def max_result_bytes(self) -> int:
+        return int(self.max_result_mb * 1024 * 1024)
+
+
+_ALIASES = {
+    name: str(field.validation_alias.choices[0])  # type: ignore[union-attr]
+    for name, field in BotSettings.model_fields.items()
+}
+
+
+def load_bot_settings(**overrides: Any) -> BotSettings:
+    """Read the settings, or raise ``ConfigurationError`` with one line naming the variable."""
+    try:
+        return BotSettings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        name = _ALIASES.get(field, field)
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigurationError(f"{name}: {message}") from None

@@ -1,0 +1,347 @@
+"""Persistence with SQLAlchemy Core: requests, command states, events and the Slack outbox.
+
+Every state change goes through ``Store.transition``: one conditional UPDATE (the row must
+still be in an expected state, which makes a decision atomic even when two clicks race or
+Slack delivers one twice), plus its events and its outbox items, in one transaction. What
+the process promised to tell Slack is therefore stored with the change that caused it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from bot.records import CommandState, OutboxItem, RequestRecord, RequestState
+
+__all__ = ["Store", "Transition"]
+
+log = logging.getLogger(__name__)
+
+metadata = sa.MetaData()
+
+requests = sa.Table(
+    "requests",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("requester", sa.String(32), nullable=False),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("machine_id", sa.String(40), nullable=False),
+    sa.Column("machine_name", sa.String(255), nullable=False),
+    sa.Column("machine", sa.JSON, nullable=False),
+    sa.Column("commands", sa.JSON, nullable=False),
+    sa.Column("justification", sa.Text, nullable=False),
+    sa.Column("ticket", sa.String(200)),
+    sa.Column("state", sa.String(32), nullable=False, index=True),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("decided_by", sa.String(32)),
+    sa.Column("decided_at", sa.DateTime(timezone=True)),
+    sa.Column("message_ts", sa.String(32)),
+    sa.Column("action_id", sa.String(64), index=True),
+    sa.Column("action_status", sa.String(32)),
+    sa.Column("submitted_at", sa.DateTime(timezone=True)),
+    sa.Column("started_at", sa.DateTime(timezone=True)),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("cancelled_by", sa.String(32)),
+    sa.Column("note", sa.Text),
+)
+
+command_states = sa.Table(
+    "command_states",
+    metadata,
+    sa.Column("request_id", sa.ForeignKey("requests.id"), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("errors", sa.Text),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(32), nullable=False, index=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor", sa.String(64)),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("detail", sa.JSON),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(32), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("not_before", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("done_at", sa.DateTime(timezone=True), index=True),
+    sa.Column("error", sa.Text),
+)
+
+_ACTIVE_STATES = (RequestState.PENDING, RequestState.IN_PROGRESS)
+
+
+@dataclass
+class Transition:
+    """What one state change writes besides the request row."""
+
+    changes: dict[str, Any] = field(default_factory=dict)
+    events: list[tuple[str, str | None, dict[str, Any]]] = field(default_factory=list)
+    outbox: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    commands: dict[int, tuple[str, str | None]] = field(default_factory=dict)
+
+    def event(self, kind: str, actor: str | None = None, **detail: Any) -> Transition:
+        self.events.append((kind, actor, detail))
+        return self
+
+    def send(self, kind: str, **payload: Any) -> Transition:
+        self.outbox.append((kind, payload))
+        return self
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _make_engine(url: str) -> Engine:
+    if not url.startswith("sqlite"):
+        return sa.create_engine(url, pool_pre_ping=True)
+    database = url.split("///", 1)[-1]
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, open transactions, and open them as writers
+        # (BEGIN IMMEDIATE): a reader upgraded to a writer fails at once under WAL.
+        dbapi_connection.isolation_level = None
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        dbapi_connection.execute("PRAGMA foreign_keys=ON")
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class Store:
+    """The bot's database."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = _make_engine(url)
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- requests -------------------------------------------------------------------------
+
+    def create(self, record: RequestRecord, transition: Transition, now: datetime) -> None:
+        """Store a new request with its commands, events and first outbox items."""
+        row = record.to_row()
+        with self.engine.begin() as conn:
+            conn.execute(requests.insert().values(**row))
+            conn.execute(
+                command_states.insert(),
+                [
+                    {"request_id": record.id, "position": p, "status": "Created"}
+                    for p in range(1, len(record.commands) + 1)
+                ],
+            )
+            self._write_extras(conn, record.id, transition, now)
+
+    def get(self, request_id: str) -> RequestRecord | None:
+        with self.engine.connect() as conn:
+            return self._load(conn, request_id)
+
+    def transition(
+        self,
+        request_id: str,
+        transition: Transition,
+        now: datetime,
+        *,
+        expect: Iterable[RequestState] | None = None,
+        where: sa.ColumnElement[bool] | None = None,
+    ) -> RequestRecord | None:
+        """Apply a change if the request is in one of ``expect``; None when it was not."""
+        condition = requests.c.id == request_id
+        if expect is not None:
+            condition = condition & requests.c.state.in_([str(s) for s in expect])
+        if where is not None:
+            condition = condition & where
+        with self.engine.begin() as conn:
+            changes = {**transition.changes, "updated_at": now}
+            result = conn.execute(requests.update().where(condition).values(**changes))
+            if result.rowcount != 1:
+                return None
+            for position, (status, errors) in transition.commands.items():
+                conn.execute(
+                    command_states.update()
+                    .where(
+                        (command_states.c.request_id == request_id)
+                        & (command_states.c.position == position)
+                    )
+                    .values(status=status, errors=errors)
+                )
+            self._write_extras(conn, request_id, transition, now)
+            return self._load(conn, request_id)
+
+    def in_states(self, states: Sequence[RequestState]) -> list[RequestRecord]:
+        """Requests in the given states, oldest first."""
+        with self.engine.connect() as conn:
+            ids = conn.execute(
+                sa.select(requests.c.id)
+                .where(requests.c.state.in_([str(s) for s in states]))
+                .order_by(requests.c.created_at, requests.c.id)
+            ).scalars()
+            return [r for r in (self._load(conn, i) for i in list(ids)) if r is not None]
+
+    def count_submitted_since(self, since: datetime) -> int:
+        with self.engine.connect() as conn:
+            count = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(requests)
+                .where(requests.c.submitted_at >= since)
+            ).scalar_one()
+            return int(count)
+
+    def count_active(self) -> int:
+        with self.engine.connect() as conn:
+            count = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(requests)
+                .where(
+                    requests.c.state.in_(
+                        [str(s) for s in (*_ACTIVE_STATES, RequestState.SUBMITTING)]
+                    )
+                )
+            ).scalar_one()
+            return int(count)
+
+    def events_of(self, request_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(events).where(events.c.request_id == request_id).order_by(events.c.id)
+            ).mappings()
+            return [dict(r) for r in rows]
+
+    # -- outbox ---------------------------------------------------------------------------
+
+    def due_outbox(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
+        """Undelivered items in creation order, up to the first one that must still wait."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(outbox)
+                .where(outbox.c.done_at.is_(None))
+                .order_by(outbox.c.id)
+                .limit(limit)
+            ).mappings()
+            items = []
+            for row in rows:
+                item = OutboxItem(
+                    id=row["id"],
+                    request_id=row["request_id"],
+                    kind=row["kind"],
+                    payload=row["payload"],
+                    attempts=row["attempts"],
+                    not_before=_utc(row["not_before"]) or now,
+                )
+                if item.not_before > now:
+                    break  # delivery is in order: nothing may overtake a waiting item
+                items.append(item)
+            return items
+
+    def outbox_done(self, item_id: int, now: datetime, error: str | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                outbox.update()
+                .where(outbox.c.id == item_id)
+                .values(done_at=now, error=error, attempts=outbox.c.attempts + 1)
+            )
+
+    def outbox_retry(self, item_id: int, not_before: datetime, error: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                outbox.update()
+                .where(outbox.c.id == item_id)
+                .values(not_before=not_before, error=error, attempts=outbox.c.attempts + 1)
+            )
+
+    def next_outbox_time(self) -> datetime | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                sa.select(sa.func.min(outbox.c.not_before)).where(outbox.c.done_at.is_(None))
+            ).scalar_one_or_none()
+            return _utc(value)
+
+    def set_message_ts(self, request_id: str, ts: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(requests.update().where(requests.c.id == request_id).values(message_ts=ts))
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _write_extras(
+        self, conn: Connection, request_id: str, transition: Transition, now: datetime
+    ) -> None:
+        if transition.events:
+            conn.execute(
+                events.insert(),
+                [
+                    {
+                        "request_id": request_id,
+                        "at": now,
+                        "actor": actor,
+                        "kind": kind,
+                        "detail": json.loads(json.dumps(detail, default=str)),
+                    }
+                    for kind, actor, detail in transition.events
+                ],
+            )
+        if transition.outbox:
+            conn.execute(
+                outbox.insert(),
+                [
+                    {
+                        "request_id": request_id,
+                        "kind": kind,
+                        "payload": payload,
+                        "created_at": now,
+                        "not_before": now,
+                        "attempts": 0,
+                    }
+                    for kind, payload in transition.outbox
+                ],
+            )
+
+    def _load(self, conn: Connection, request_id: str) -> RequestRecord | None:
+        row = (
+            conn.execute(sa.select(requests).where(requests.c.id == request_id)).mappings().first()
+        )
+        if row is None:
+            return None
+        states = conn.execute(
+            sa.select(command_states)
+            .where(command_states.c.request_id == request_id)
+            .order_by(command_states.c.position)
+        ).mappings()
+        values = {k: _utc(v) if isinstance(v, datetime) else v for k, v in row.items()}
+        return RequestRecord.from_row(
+            values,
+            [CommandState(status=s["status"], errors=s["errors"]) for s in states],
+        )

@@ -1,0 +1,401 @@
+"""Submits approved runs to Defender and follows them to their final status.
+
+One thread, one loop: expire stale approvals, reconcile submissions whose outcome is
+unknown, submit what is due (within the run-rate and active-run limits), then poll every
+running action in one batched call. Each observed change is one store transition whose
+outbox items carry the thread replies, so nothing is told twice or lost in a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from bot import views
+from bot.directory import Directory
+from bot.lifecycle import Lifecycle, defender_comment
+from bot.records import CommandState, RequestRecord, RequestState
+from bot.store import Store, Transition
+from commands.errors import (
+    ActiveRequestAlreadyExists,
+    ApiError,
+    DefenderError,
+    OutcomeUnknown,
+    Throttled,
+)
+from commands.models import CommandSequence
+from commands.wire import FINAL_COMMAND_STATUSES, MachineAction
+
+__all__ = ["Tracker", "TrackerDefender"]
+
+log = logging.getLogger(__name__)
+
+RESULT_KINDS = frozenset({"RunScript", "GetFile"})
+
+
+class TrackerDefender(Protocol):
+    def run_live_response(
+        self, machine_id: str, sequence: CommandSequence, comment: str
+    ) -> MachineAction: ...
+    def get_actions(self, ids: Iterable[str]) -> dict[str, MachineAction]: ...
+    def actions_for_machine(
+        self, machine_id: str, since: datetime | None = None
+    ) -> list[MachineAction]: ...
+    def cancel_action(self, action_id: str, comment: str) -> MachineAction: ...
+
+
+class Tracker:
+    """The submit-and-follow loop."""
+
+    def __init__(
+        self,
+        store: Store,
+        defender: TrackerDefender,
+        lifecycle: Lifecycle,
+        directory: Directory,
+        *,
+        poll_seconds: float,
+        clock: Callable[[], datetime],
+        runs_per_minute: int = 10,
+        max_active: int = 25,
+        wake_outbox: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.store = store
+        self.defender = defender
+        self.lifecycle = lifecycle
+        self.directory = directory
+        self.poll_seconds = poll_seconds
+        self.clock = clock
+        self.runs_per_minute = runs_per_minute
+        self.max_active = max_active
+        self.wake_outbox = wake_outbox
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._paused_until: datetime | None = None
+
+    # -- running ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._recover()
+        self._thread = threading.Thread(target=self._loop, name="tracker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:
+                log.exception("tracker tick failed; trying again next interval")
+            self._wake.wait(self.poll_seconds)
+            self._wake.clear()
+
+    def _recover(self) -> None:
+        """A submission in flight when the process stopped has an unknown outcome."""
+        for record in self.store.in_states([RequestState.SUBMITTING]):
+            self._change(
+                record,
+                {"state": RequestState.UNKNOWN},
+                ("submit_unknown", None, {"cause": "process restarted during submission"}),
+                expect=[RequestState.SUBMITTING],
+            )
+
+    def tick(self) -> None:
+        """One pass over everything due; public so tests and the demo can drive it."""
+        self.lifecycle.expire_due()
+        for record in self.store.in_states([RequestState.UNKNOWN]):
+            self._reconcile(record)
+        self._submit_due()
+        self._poll()
+        self.wake_outbox()
+
+    # -- submission ---------------------------------------------------------------------
+
+    def _submit_due(self) -> None:
+        now = self.clock()
+        if self._paused_until is not None and now < self._paused_until:
+            return
+        busy_machines = {
+            r.machine_id
+            for r in self.store.in_states(
+                [RequestState.SUBMITTING, RequestState.PENDING, RequestState.IN_PROGRESS]
+            )
+        }
+        for record in self.store.in_states([RequestState.APPROVED]):
+            if self.store.count_submitted_since(now - timedelta(minutes=1)) >= self.runs_per_minute:
+                return
+            if self.store.count_active() >= self.max_active:
+                return
+            if record.machine_id in busy_machines:
+                self._wait(record, "another run of ours is active on this device; it goes next")
+                continue
+            if not self._submit(record):
+                return
+            busy_machines.add(record.machine_id)
+
+    def _submit(self, record: RequestRecord) -> bool:
+        """Submit one run; False when Defender asks us to stop submitting for now."""
+        now = self.clock()
+        claimed = self._change(
+            record,
+            {"state": RequestState.SUBMITTING, "submitted_at": now},
+            ("submitting", None, {}),
+            expect=[RequestState.APPROVED],
+            update_message=False,
+        )
+        if claimed is None:
+            return True
+        assert record.decided_by is not None
+        comment = defender_comment(
+            record,
+            self.directory.display_name(record.requester),
+            self.directory.display_name(record.decided_by),
+        )
+        back = {"state": RequestState.APPROVED, "submitted_at": None}
+        try:
+            action = self.defender.run_live_response(record.machine_id, record.commands, comment)
+        except Throttled as exc:
+            self._paused_until = now + timedelta(seconds=max(exc.retry_after, 1.0))
+            self._change(
+                claimed,
+                back,
+                ("throttled", None, {"retry_after": exc.retry_after}),
+                expect=[RequestState.SUBMITTING],
+                update_message=False,
+            )
+            self._wait(claimed, f"Defender's rate limit: trying again in {exc.retry_after:.0f} s")
+            return False
+        except ActiveRequestAlreadyExists:
+            self._change(
+                claimed,
+                back,
+                ("device_busy", None, {}),
+                expect=[RequestState.SUBMITTING],
+                update_message=False,
+            )
+            self._wait(
+                claimed,
+                "the device already has a live response action (perhaps started by someone"
+                " else); this run starts when that one ends",
+            )
+            return True
+        except OutcomeUnknown as exc:
+            log.warning("request %s: submission outcome unknown: %s", record.id, exc.cause)
+            self._change(
+                claimed,
+                {"state": RequestState.UNKNOWN},
+                ("submit_unknown", None, {"cause": exc.cause}),
+                expect=[RequestState.SUBMITTING],
+                update_message=False,
+            )
+            return True
+        except ApiError as exc:
+            log.warning(
+                "request %s refused by Defender: %s (target %s)", record.id, exc, exc.target
+            )
+            why = f"{exc.code}: {exc.message}"
+            self._change(
+                claimed,
+                {"state": RequestState.REFUSED, "note": exc.message, "finished_at": now},
+                ("refused", None, {"status": exc.status, "code": exc.code, "target": exc.target}),
+                reply=lambda r: views.reply_refused(r, why),
+                expect=[RequestState.SUBMITTING],
+            )
+            return True
+        except DefenderError as exc:  # not sent (no connection): safe to try again later
+            log.warning("request %s: could not reach Defender: %s", record.id, exc)
+            self._change(
+                claimed,
+                back,
+                ("submit_failed", None, {"error": str(exc)}),
+                expect=[RequestState.SUBMITTING],
+                update_message=False,
+            )
+            return False
+        self._adopt(claimed, action, expect=[RequestState.SUBMITTING])
+        return True
+
+    def _adopt(
+        self, record: RequestRecord, action: MachineAction, expect: list[RequestState]
+    ) -> None:
+        log.info("request %s submitted as action %s", record.id, action.id)
+        adopted = self._change(
+            record,
+            {
+                "state": RequestState.PENDING,
+                "action_id": action.id,
+                "action_status": action.status,
+                "note": None,
+            },
+            ("submitted", None, {"action_id": action.id}),
+            reply=views.reply_submitted,
+            expect=expect,
+        )
+        if adopted is not None and adopted.cancelled_by:
+            self.lifecycle.cancel_at_defender(adopted, adopted.cancelled_by)
+
+    def _reconcile(self, record: RequestRecord) -> None:
+        """Find the action a lost answer created, by the request id in its Comment."""
+        since = (record.submitted_at or record.created_at) - timedelta(minutes=5)
+        try:
+            actions = self.defender.actions_for_machine(record.machine_id, since)
+        except DefenderError as exc:
+            log.warning("request %s: reconciliation failed, retrying: %s", record.id, exc)
+            return
+        marker = f"lrbot {record.id} "
+        for action in actions:
+            if (action.requestor_comment or "").startswith(marker):
+                self._adopt(record, action, expect=[RequestState.UNKNOWN])
+                return
+        log.info("request %s: no action found at Defender; submitting it again", record.id)
+        self._change(
+            record,
+            {"state": RequestState.APPROVED, "submitted_at": None},
+            ("reconciled_not_found", None, {}),
+            expect=[RequestState.UNKNOWN],
+            update_message=False,
+        )
+
+    def _wait(self, record: RequestRecord, reason: str) -> None:
+        """Say once in the thread why a run waits."""
+        if record.note == reason:
+            return
+        self._change(
+            record,
+            {"note": reason},
+            ("waiting", None, {"reason": reason}),
+            reply=lambda r: views.reply_waiting(r, reason),
+            expect=[record.state],
+        )
+
+    # -- following ----------------------------------------------------------------------
+
+    def _poll(self) -> None:
+        running = self.store.in_states([RequestState.PENDING, RequestState.IN_PROGRESS])
+        ids = [r.action_id for r in running if r.action_id]
+        if not ids:
+            return
+        try:
+            actions = self.defender.get_actions(ids)
+        except DefenderError as exc:
+            log.warning("poll of %d actions failed: %s", len(ids), exc)
+            return
+        for record in running:
+            action = actions.get(record.action_id or "")
+            if action is None:
+                log.warning(
+                    "request %s: action %s missing from the poll", record.id, record.action_id
+                )
+                continue
+            self._progress(record, action)
+
+    def _progress(self, record: RequestRecord, action: MachineAction) -> None:
+        now = self.clock()
+        changes: dict[str, Any] = {}
+        transition = Transition()
+        states = list(record.command_states)
+        replies: list[Callable[[RequestRecord], views.Message]] = []
+        started = record.state is RequestState.IN_PROGRESS
+        if not started and (
+            action.status != "Pending" or any(c.start_time for c in action.commands)
+        ):
+            starts = [c.start_time for c in action.commands if c.start_time]
+            changes.update(state=RequestState.IN_PROGRESS, started_at=min(starts, default=now))
+            replies.append(views.reply_started)
+            transition.event("started", None, action_id=action.id)
+        for command in sorted(action.commands, key=lambda c: c.index):
+            position = command.index + 1
+            if (
+                not 1 <= position <= len(states)
+                or states[position - 1].status == command.command_status
+            ):
+                continue
+            errors = command.error_text() or None
+            states[position - 1] = CommandState(command.command_status, errors)
+            transition.commands[position] = (command.command_status, errors)
+            transition.event("command", None, position=position, status=command.command_status)
+            if command.command_status in FINAL_COMMAND_STATUSES:
+                replies.append(_command_reply(position, command.command_status, errors))
+            kind = record.commands.commands[position - 1].kind
+            if command.command_status == "Completed" and kind in RESULT_KINDS:
+                replies.append(_result_marker(position))
+        if action.status != record.action_status:
+            changes["action_status"] = action.status
+        if action.is_final:
+            skipped = [
+                i for i, s in enumerate(states, start=1) if s.status not in FINAL_COMMAND_STATUSES
+            ]
+            if skipped and action.status != "Succeeded":
+                replies.append(lambda r: views.reply_skipped(r, skipped))
+            finished = action.last_update_time or now
+            changes.update(state=RequestState.FINISHED, finished_at=finished)
+            elapsed = (finished - (record.submitted_at or record.created_at)).total_seconds()
+            replies.append(lambda r: views.reply_final(r, max(elapsed, 0.0)))
+            transition.event("finished", None, status=action.status, action_id=action.id)
+        if not changes and not transition.commands:
+            return
+        transition.changes.update(changes)
+        after = record.with_changes(**changes, command_states=tuple(states), updated_at=now)
+        for reply in replies:
+            if isinstance(reply, _ResultMarker):
+                transition.send("result", position=reply.position)
+            else:
+                message = reply(after)
+                transition.send("reply", text=message.text, blocks=message.blocks)
+        transition.send("update_request")
+        if self.store.transition(record.id, transition, now, expect=[record.state]) is None:
+            log.info("request %s changed while polling; will look again", record.id)
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _change(
+        self,
+        record: RequestRecord,
+        changes: dict[str, Any],
+        event: tuple[str, str | None, dict[str, Any]],
+        *,
+        expect: list[RequestState],
+        reply: Callable[[RequestRecord], views.Message] | None = None,
+        update_message: bool = True,
+    ) -> RequestRecord | None:
+        now = self.clock()
+        transition = Transition(dict(changes))
+        transition.events.append(event)
+        if reply is not None:
+            message = reply(record.with_changes(**changes, updated_at=now))
+            transition.send("reply", text=message.text, blocks=message.blocks)
+        if update_message or reply is not None:
+            transition.send("update_request")
+        return self.store.transition(record.id, transition, now, expect=expect)
+
+
+def _command_reply(
+    position: int, status: str, errors: str | None
+) -> Callable[[RequestRecord], views.Message]:
+    return lambda record: views.reply_command(record, position, status, errors)
+
+
+class _ResultMarker:
+    """Stands in the reply list where a command's result must be fetched and posted."""
+
+    def __init__(self, position: int) -> None:
+        self.position = position
+
+    def __call__(self, record: RequestRecord) -> views.Message:  # pragma: no cover
+        raise AssertionError("a result is delivered by the outbox, not rendered here")
+
+
+def _result_marker(position: int) -> _ResultMarker:
+    return _ResultMarker(position)
