@@ -1,0 +1,379 @@
+"""The Defender for Endpoint API client for live response.
+
+Reads (GET) are retried on 5xx, on short 429s and on transport errors, with full-jitter
+backoff through the injected ``sleep``. Writes (run, cancel) are never repeated: once a
+POST may have reached Defender, a lost answer or a 5xx raises ``OutcomeUnknown`` and the
+caller reconciles (``actions_for_machine``) before it ever sends the request again.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from commands import odata
+from commands.auth import DefenderAuth, MsalTokenProvider, TokenProvider
+from commands.config import DefenderSettings
+from commands.download import RetryableDownload, download_client, fetch_result
+from commands.errors import (
+    ApiError,
+    DefenderError,
+    OutcomeUnknown,
+    ResultError,
+    ServerError,
+    TransportError,
+    api_error,
+)
+from commands.lookup import normalise_host, pick_machine
+from commands.models import CommandSequence
+from commands.results import DownloadedResult, parse_runscript_output
+from commands.retry import backoff_seconds, is_retryable_status, is_server_error
+from commands.retry import retry_after_seconds as _retry_after
+from commands.wire import ACTIVE_STATUSES, LibraryFile, Machine, MachineAction, RunScriptOutput
+
+__all__ = ["DEFAULT_THROTTLE_SECONDS", "USER_AGENT", "DefenderClient"]
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = "lrbot/0.1"
+DEFAULT_THROTTLE_SECONDS = 60.0  # a 429 without Retry-After: Defender's limits are per minute
+_ACTIONS = "/api/machineactions"
+_LIVE_RESPONSE = "type eq 'LiveResponse'"
+# Raised before any byte of the request left: safe to report as "not sent".
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _error_fields(response: httpx.Response) -> tuple[str, str, str | None]:
+    """Defender's ``{"error": {"code", "message", "target"}}``, tolerating anything else."""
+    fallback = response.reason_phrase or f"HTTP {response.status_code}"
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        error = {}
+    code = error.get("code") or fallback.replace(" ", "")
+    message = error.get("message") or fallback
+    target = error.get("target")
+    return str(code), str(message), str(target) if target is not None else None
+
+
+def _model(cls: type[_Model], data: Any, what: str) -> _Model:
+    try:
+        return cls.model_validate(data)
+    except ValidationError:
+        raise DefenderError(f"Defender's answer to {what} is not a {cls.__name__}") from None
+
+
+class DefenderClient:
+    """Live response operations over one ``httpx.Client``; use as a context manager."""
+
+    def __init__(
+        self,
+        settings: DefenderSettings,
+        *,
+        token_provider: TokenProvider | None = None,
+        transport: httpx.BaseTransport | None = None,
+        download_transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        max_get_retries: int = 3,
+        max_throttle_wait_seconds: float = 60.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        provider = token_provider or MsalTokenProvider(settings)
+        timeout = httpx.Timeout(settings.timeout_seconds)
+        self._http = httpx.Client(
+            base_url=settings.api_url,
+            auth=DefenderAuth(provider),
+            transport=transport,
+            timeout=timeout,
+            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+        )
+        # Result links are pre-signed: never send them an Authorization header.
+        self._download = download_client(timeout, USER_AGENT, download_transport)
+        self._origin = httpx.URL(settings.api_url).copy_with(path="/", query=None)
+        self._sleep = sleep
+        self._max_get_retries = max_get_retries
+        self._max_throttle_wait = max_throttle_wait_seconds
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+
+    def __enter__(self) -> DefenderClient:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close both HTTP clients."""
+        self._http.close()
+        self._download.close()
+
+    # --- plumbing ---------------------------------------------------------------------
+
+    def _log(self, response: httpx.Response) -> None:
+        request = response.request
+        level = logging.DEBUG if response.is_success else logging.WARNING
+        target = None if response.is_success else _error_fields(response)[2]
+        logger.log(
+            level,
+            "%s %s -> %s target=%s",
+            request.method,
+            request.url.path,
+            response.status_code,
+            target,
+        )
+
+    def _error(self, response: httpx.Response) -> ApiError:
+        code, message, target = _error_fields(response)
+        wait = _retry_after(response.headers, DEFAULT_THROTTLE_SECONDS)
+        return api_error(response.status_code, code, message, target, wait)
+
+    def _backoff(self, attempt: int) -> float:
+        return backoff_seconds(attempt, rng=self._rng)
+
+    def _get_wait(self, response: httpx.Response, attempt: int) -> float | None:
+        """Seconds to wait before repeating a GET that failed this way, or None: do not."""
+        if attempt >= self._max_get_retries or not is_retryable_status(response.status_code):
+            return None
+        backoff = self._backoff(attempt)
+        if response.status_code == 429:
+            wait = _retry_after(response.headers, backoff)
+            return wait if wait <= self._max_throttle_wait else None
+        return max(backoff, min(_retry_after(response.headers, 0.0), self._max_throttle_wait))
+
+    def _get(self, url: str, params: dict[str, str] | None = None) -> Any:
+        """GET and decode JSON, retrying what is safe to retry."""
+        attempt = 0
+        while True:
+            try:
+                response = self._http.get(url, params=params)
+            except httpx.TransportError as exc:
+                if attempt >= self._max_get_retries:
+                    path = httpx.URL(url).path
+                    raise TransportError(f"GET {path}: {type(exc).__name__}") from exc
+                logger.info("GET %s: %s; retrying", httpx.URL(url).path, type(exc).__name__)
+                self._sleep(self._backoff(attempt))
+                attempt += 1
+                continue
+            self._log(response)
+            if response.is_success:
+                return self._json(response)
+            wait = self._get_wait(response, attempt)
+            if wait is None:
+                raise self._error(response)
+            self._sleep(wait)
+            attempt += 1
+
+    def _json(self, response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            path = response.request.url.path
+            raise DefenderError(f"Defender's answer to {path} is not JSON") from None
+
+    def _post(self, path: str, body: dict[str, Any], operation: str) -> Any:
+        """POST once; never repeated once it may have been received."""
+        try:
+            response = self._http.post(path, json=body)
+        except _NOT_SENT as exc:
+            raise TransportError(f"{operation}: not sent ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise OutcomeUnknown(operation, type(exc).__name__) from exc
+        self._log(response)
+        if not response.is_success:
+            error = self._error(response)
+            if is_server_error(response.status_code):
+                assert isinstance(error, ServerError)
+                raise OutcomeUnknown(operation, str(error)) from error
+            raise error
+        try:
+            return response.json()
+        except ValueError:
+            raise OutcomeUnknown(operation, "the answer is not JSON") from None
+
+    def _pages(self, path: str, params: dict[str, str] | None = None) -> Iterator[Any]:
+        """Every item of a collection, following ``@odata.nextLink`` on Defender's host only."""
+        page = self._get(path, params)
+        while True:
+            values = page.get("value") if isinstance(page, dict) else None
+            if not isinstance(values, list):
+                raise DefenderError(f"Defender's answer to {path} is not a collection")
+            yield from values
+            link = page.get("@odata.nextLink")
+            if not link:
+                return
+            if httpx.URL(str(link)).copy_with(path="/", query=None) != self._origin:
+                raise DefenderError(
+                    f"refusing a next page link to another host than {self._origin}"
+                )
+            page = self._get(str(link))
+
+    # --- machines ---------------------------------------------------------------------
+
+    def get_machine(self, machine_id: str) -> Machine:
+        """One machine by its id."""
+        data = self._get(f"/api/machines/{_segment(machine_id)}")
+        return _model(Machine, data, "get machine")
+
+    def find_machines_by_name(self, name: str) -> list[Machine]:
+        """Machines whose DNS name starts with ``name`` (compared in lower case)."""
+        where = f"startswith(computerDnsName,{odata.literal(normalise_host(name))})"
+        return [
+            _model(Machine, m, "find machines")
+            for m in self._pages("/api/machines", {"$filter": where})
+        ]
+
+    def resolve_machine(self, query: str) -> Machine:
+        """The machine a 40-hex id or a host name means (see ``commands.lookup.pick_machine``)."""
+        text = query.strip()
+        if len(text) == 40 and all(c in "0123456789abcdefABCDEF" for c in text):
+            return self.get_machine(text.lower())
+        if not normalise_host(text):
+            return pick_machine(query, [])
+        return pick_machine(query, self.find_machines_by_name(text))
+
+    # --- actions ----------------------------------------------------------------------
+
+    def run_live_response(
+        self, machine_id: str, sequence: CommandSequence, comment: str
+    ) -> MachineAction:
+        """Start a live response action; never retried (see ``OutcomeUnknown``)."""
+        path = f"/api/machines/{_segment(machine_id)}/runliveresponse"
+        data = self._post(path, sequence.to_request(comment), "run live response")
+        try:
+            return MachineAction.model_validate(data)
+        except ValidationError:
+            raise OutcomeUnknown("run live response", "the answer is not an action") from None
+
+    def cancel_action(self, action_id: str, comment: str) -> MachineAction:
+        """Ask Defender to cancel a pending or running action; never retried."""
+        path = f"{_ACTIONS}/{_segment(action_id)}/cancel"
+        data = self._post(path, {"Comment": comment}, "cancel action")
+        try:
+            return MachineAction.model_validate(data)
+        except ValidationError:
+            raise OutcomeUnknown("cancel action", "the answer is not an action") from None
+
+    def get_action(self, action_id: str) -> MachineAction:
+        """One machine action by its id."""
+        return _model(MachineAction, self._get(f"{_ACTIONS}/{_segment(action_id)}"), "get action")
+
+    def list_actions(self, where: str, top: int | None = None) -> list[MachineAction]:
+        """Machine actions matching an OData filter, all pages (at most ``top``)."""
+        params = {"$filter": where}
+        if top is not None:
+            params["$top"] = str(top)
+        actions: list[MachineAction] = []
+        for item in self._pages(_ACTIONS, params):
+            actions.append(_model(MachineAction, item, "list actions"))
+            if top is not None and len(actions) >= top:
+                break
+        return actions
+
+    def get_actions(self, ids: Iterable[str]) -> dict[str, MachineAction]:
+        """Many actions by id in few calls: ``id eq … or …`` filters, each URL under the bound."""
+        wanted = list(dict.fromkeys(ids))
+        prefix = len(str(self._http.build_request("GET", _ACTIONS).url)) + len("?%24filter=")
+        found: dict[str, MachineAction] = {}
+        for where in odata.chunk_any_of("id", wanted, odata.MAX_URL_LENGTH - prefix):
+            for action in self.list_actions(where):
+                if action.id in wanted:
+                    found[action.id] = action
+        return found
+
+    def actions_for_machine(
+        self, machine_id: str, since: datetime | None = None
+    ) -> list[MachineAction]:
+        """The machine's live response actions (created at or after ``since``), for reconciling."""
+        where = f"machineId eq {odata.literal(machine_id)} and {_LIVE_RESPONSE}"
+        if since is not None:
+            where += f" and creationDateTimeUtc ge {odata.datetime_literal(since)}"
+        return self.list_actions(where)
+
+    def active_action(self, machine_id: str) -> MachineAction | None:
+        """The machine's pending or running live response action, if any (the newest)."""
+        where = (
+            f"machineId eq {odata.literal(machine_id)} and"
+            " (status eq 'Pending' or status eq 'InProgress')"
+        )
+        active = [
+            a
+            for a in self.list_actions(where)
+            if a.status in ACTIVE_STATUSES and a.type in (None, "LiveResponse")
+        ]
+        return max(
+            active,
+            key=lambda a: a.creation_time.timestamp() if a.creation_time else 0.0,
+            default=None,
+        )
+
+    # --- library and results ----------------------------------------------------------
+
+    def library_files(self) -> list[LibraryFile]:
+        """The live response library."""
+        return [_model(LibraryFile, f, "library files") for f in self._pages("/api/libraryfiles")]
+
+    def result_link(self, action_id: str, index: int) -> str:
+        """A fresh pre-signed link to a command's result (valid 30 minutes; never log it)."""
+        path = f"{_ACTIONS}/{_segment(action_id)}/GetLiveResponseResultDownloadLink(index={index})"
+        data = self._get(path)
+        link = data.get("value") if isinstance(data, dict) else None
+        if not isinstance(link, str) or not link.startswith(("https://", "http://")):
+            raise ResultError(f"Defender gave no result link for command {index}")
+        return link
+
+    def download_result(
+        self, action_id: str, index: int, *, max_bytes: int, directory: Path | None = None
+    ) -> DownloadedResult:
+        """Download and decode a command's result into a temporary file the caller deletes."""
+        attempt = 0
+        while True:
+            link = self.result_link(action_id, index)
+            try:
+                result = fetch_result(
+                    self._download, link, max_bytes=max_bytes, directory=directory
+                )
+            except (httpx.TransportError, RetryableDownload) as exc:
+                if attempt >= self._max_get_retries:
+                    if isinstance(exc, httpx.TransportError):
+                        raise TransportError(f"result download: {type(exc).__name__}") from exc
+                    raise ResultError(str(exc)) from None
+                self._sleep(self._backoff(attempt))
+                attempt += 1
+                continue
+            logger.info(
+                "downloaded result action=%s index=%s size=%s compressed=%s",
+                action_id,
+                index,
+                result.size,
+                result.compressed,
+            )
+            return result
+
+    def download_runscript_output(
+        self, action_id: str, index: int, *, max_bytes: int
+    ) -> RunScriptOutput:
+        """Download a RunScript command's result and parse it; nothing is left on disk."""
+        result = self.download_result(action_id, index, max_bytes=max_bytes)
+        try:
+            return parse_runscript_output(result.path.read_bytes())
+        finally:
+            result.path.unlink(missing_ok=True)
