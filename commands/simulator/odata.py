@@ -26,7 +26,7 @@ from typing import Any
 __all__ = ["Expr", "ODataError", "compile_filter"]
 
 Value = str | datetime | int | bool | None
-Record = Mapping[str, Value]
+Record = Mapping[str, Any]  # a record's properties; unknown types never match
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<string>'(?:[^']|'')*')|(?P<punct>[(),])|(?P<word>[A-Za-z0-9_.:+\-]+))"
@@ -96,7 +96,7 @@ class _Not(Expr):
         return not self.inner.evaluate(record)
 
 
-def _key(value: Value) -> Any:
+def _key(value: Any) -> Any:
     return value.casefold() if isinstance(value, str) else value
 
 

@@ -108,7 +108,7 @@ class Scenario(_Config):
 
     tenant_id: str = "00000000-0000-0000-0000-000000000001"
     client_id: str = "lrbot-sim"
-    client_secret: str | None = "sim-secret"  # noqa: S105 (a fake tenant's fake secret)
+    client_secret: str | None = "sim-secret"
     client_certificate_pem: str | None = None  # accept client assertions signed by its key
     token_lifetime_seconds: float = Field(3600, gt=0)
     machines: list[SimMachine] = Field(default_factory=list)

@@ -78,6 +78,7 @@ def _fault_response(fault: Fault, path: str) -> Response:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms stalls
     server: _HTTPServer
 
     def do_GET(self) -> None:
@@ -193,7 +194,10 @@ class SimulatorServer:
         self._router = Router(self.state, self.base_url)
         self._stopped = False
         self._thread = threading.Thread(
-            target=self._http.serve_forever, name="defender-simulator", daemon=True
+            target=self._http.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name="defender-simulator",
+            daemon=True,
         )
         self._thread.start()
 
