@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import base64
 import gzip
 import hashlib
@@ -11,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,6 +21,7 @@ import pytest
 from commands.simulator import (
     Fault,
     ManualClock,
+    ScaledClock,
     Scenario,
     SimFile,
     SimLibraryFile,
@@ -27,6 +30,7 @@ from commands.simulator import (
     SimulatorServer,
     demo_scenario,
 )
+from commands.simulator.cli import load_scenario, serve_simulator
 
 TENANT = "00000000-0000-0000-0000-000000000001"
 SCOPE = "https://api.securitycenter.microsoft.com/.default"
@@ -866,3 +870,55 @@ def test_demo_scenario_runs_end_to_end() -> None:
         slow = env.started(host, script("slow.ps1"))
         clock.advance(700)
         assert env.statuses(slow)[0] == "TimeOut"
+
+
+# --- configuration, clocks and the command line --------------------------------------------------
+
+
+def test_scenario_checks_machine_ids_and_duplicates() -> None:
+    with pytest.raises(ValueError, match="40 lowercase"):
+        SimMachine(id="A" * 40, computer_dns_name="x")
+    with pytest.raises(ValueError, match="share an id"):
+        Scenario(machines=[SimMachine(id=ACTIVE, computer_dns_name=n) for n in ("a", "b")])
+
+
+def test_clocks() -> None:
+    clock = ManualClock()
+    start = clock.now()
+    clock.advance(2.5)
+    assert clock.now() == start + 2.5
+    with pytest.raises(ValueError):
+        clock.advance(-1)
+    fast = ScaledClock(scale=1000.0)
+    assert fast.scale == 1000.0
+    assert fast.now() <= fast.now()
+
+
+def test_scenario_file_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "tenant.json"
+    path.write_text(
+        json.dumps(
+            {
+                "machines": [
+                    {
+                        "id": ACTIVE,
+                        "computer_dns_name": "ws-001.contoso.com",
+                        "files": {"C:\\a.txt": "text content"},
+                    }
+                ],
+                "library": [{"file_name": "ok.ps1", "content": "'ok'"}],
+                "scripts": {"ok.ps1": {"seconds": 1, "output": "fine"}},
+            }
+        ),
+        encoding="utf-8",
+    )
+    scenario = load_scenario(str(path))
+    assert scenario.machines[0].files["C:\\a.txt"].content == b"text content"
+    assert scenario.library[0].content == b"'ok'"
+    assert load_scenario(None) == demo_scenario()
+    path.write_text('{"machines": [{"id": "nope"}]}', encoding="utf-8")
+    args = argparse.Namespace(
+        scenario=str(path), host="127.0.0.1", port=0, time_scale=1.0, tls=False
+    )
+    assert serve_simulator(args) == 2
+    assert "cannot load the scenario" in capsys.readouterr().err

@@ -6,7 +6,7 @@ import gzip
 import json
 
 from commands.simulator.scenario import Scenario, SimFile, SimMachine, SimScript
-from commands.simulator.timeline import Plan
+from commands.simulator.timeline import TIMEOUT_HRESULT, Plan
 from commands.simulator.validation import RequestedCommand
 
 __all__ = ["file_result", "plan_commands", "script_result"]
@@ -14,7 +14,6 @@ __all__ = ["file_result", "plan_commands", "script_result"]
 # HRESULTs Windows reports for these failures.
 E_FAIL = -2147467259  # 0x80004005
 FILE_NOT_FOUND = -2147024894  # 0x80070002
-TIMEOUT = -2147023436  # 0x800705B4
 
 
 def script_result(name: str, script: SimScript) -> bytes:
@@ -44,7 +43,7 @@ def _run_script(command: RequestedCommand, scenario: Scenario) -> Plan:
     limit = scenario.script_timeout_seconds
     if script.timeout or script.seconds > limit:
         error = f"Script {name} timed out after {limit:g} seconds."
-        return Plan(command.type, command.params, limit, "TimeOut", error, TIMEOUT)
+        return Plan(command.type, command.params, limit, "TimeOut", error, TIMEOUT_HRESULT)
     if script.fail:
         error = script.errors or f"Script {name} failed to run."
         return Plan(command.type, command.params, script.seconds, "Failed", error, E_FAIL)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
+    "TIMEOUT_HRESULT",
     "ActionRecord",
     "ActionView",
     "CommandView",
@@ -27,6 +28,7 @@ __all__ = [
 
 Outcome = Literal["Completed", "Failed", "TimeOut"]
 FINAL = frozenset({"Succeeded", "Failed", "TimeOut", "Cancelled"})
+TIMEOUT_HRESULT = -2147023436  # 0x800705B4, ERROR_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,7 @@ def project(
         if cut is not None:
             return ActionView("Cancelled", created, cut)
         if now >= deadline:
-            return ActionView("TimeOut", created, deadline, -2147023436)
+            return ActionView("TimeOut", created, deadline, TIMEOUT_HRESULT)
         return ActionView("Pending", created, record.created, ends_at=deadline)
     start = max(online_at, record.created) + timing.pending_seconds
     steps = _steps(start, record.plans)
