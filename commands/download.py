@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from commands.errors import ResultError, ResultTooLarge
 from commands.results import DownloadedResult, decode_stream
 from commands.retry import is_retryable_status
 
-__all__ = ["RetryableDownload", "download_client", "fetch_result"]
+__all__ = ["RedactSignedUrls", "RetryableDownload", "download_client", "fetch_result"]
 
 
 class RetryableDownload(Exception):
@@ -22,10 +23,38 @@ class RetryableDownload(Exception):
         self.status = status
 
 
+class RedactSignedUrls(logging.Filter):
+    """Hide the query of signed URLs in httpx's own request log (it logs every URL at INFO)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(_signed(a) for a in record.args):
+            record.args = tuple(_redacted(a) if _signed(a) else a for a in record.args)
+        return True
+
+
+def _signed(value: object) -> bool:
+    return isinstance(value, httpx.URL) and b"sig=" in value.query
+
+
+def _redacted(value: object) -> str:
+    assert isinstance(value, httpx.URL)
+    return f"{value.copy_with(query=None)}?<signature redacted>"
+
+
+def _guard_httpx_log() -> None:
+    log = logging.getLogger("httpx")
+    if not any(isinstance(f, RedactSignedUrls) for f in log.filters):
+        log.addFilter(RedactSignedUrls())
+
+
 def download_client(
     timeout: httpx.Timeout, user_agent: str, transport: httpx.BaseTransport | None = None
 ) -> httpx.Client:
-    """A client for result links: no auth, no redirects, and raw bytes (no transfer decoding)."""
+    """A client for result links: no auth, no redirects, and raw bytes (no transfer decoding).
+
+    Also makes httpx's request log redact signed links (a logger filter, added once).
+    """
+    _guard_httpx_log()
     return httpx.Client(
         transport=transport,
         timeout=timeout,

@@ -1,0 +1,1 @@
+"""Reusable test parts: a simulated Defender with a manual clock, TLS material."""
