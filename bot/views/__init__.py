@@ -1,0 +1,69 @@
+"""Everything the bot shows in Slack, as pure functions of domain objects.
+
+common   Message, escaping and clipping, sizes, durations, dates, small block builders
+modal    the request modal and the ``help`` text
+request  the request message in the channel, for every state
+thread   the replies in the request's thread
+"""
+
+from __future__ import annotations
+
+from bot.views.common import (
+    Message,
+    clip,
+    escape,
+    human_duration,
+    human_size,
+    slack_date,
+    truncate,
+)
+from bot.views.modal import help_text, notice_modal, request_modal
+from bot.views.request import request_message
+from bot.views.thread import (
+    INLINE_OUTPUT_MAX,
+    output_fits_inline,
+    reply_cancelled,
+    reply_command,
+    reply_decision,
+    reply_expired,
+    reply_final,
+    reply_refused,
+    reply_result_error,
+    reply_result_too_large,
+    reply_runscript_result,
+    reply_skipped,
+    reply_started,
+    reply_submitted,
+    reply_waiting,
+    result_file_comment,
+)
+
+__all__ = [
+    "INLINE_OUTPUT_MAX",
+    "Message",
+    "clip",
+    "escape",
+    "help_text",
+    "human_duration",
+    "human_size",
+    "notice_modal",
+    "output_fits_inline",
+    "reply_cancelled",
+    "reply_command",
+    "reply_decision",
+    "reply_expired",
+    "reply_final",
+    "reply_refused",
+    "reply_result_error",
+    "reply_result_too_large",
+    "reply_runscript_result",
+    "reply_skipped",
+    "reply_started",
+    "reply_submitted",
+    "reply_waiting",
+    "request_message",
+    "request_modal",
+    "result_file_comment",
+    "slack_date",
+    "truncate",
+]
