@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lrbot",
         description="Defender live response from Slack, with a second analyst's approval.",
     )
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument(
+        "--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR (demo: WARNING)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the bot (Socket Mode if SLACK_APP_TOKEN is set)")
@@ -71,11 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    default_level = "WARNING" if args.command == "demo" else "INFO"
     logging.basicConfig(
-        level=args.log_level.upper(),
+        level=(args.log_level or default_level).upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    # httpx logs every request at INFO, URLs included; our client logs what matters itself.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     handler: Handler = args.handler
     try:
         return handler(args)

@@ -22,7 +22,7 @@ from bot.ids import Action, Block
 from bot.records import RequestState
 from bot.runtime import build_runtime
 from bot.sandbox import FakeSlack, SlackRequests
-from bot.sandbox.slack_api import Call
+from bot.sandbox._slack_records import Call
 from bot.settings import load_bot_settings
 
 __all__ = ["run_demo"]
@@ -52,6 +52,8 @@ class Transcript:
 
     def say(self, who: str, text: str, indent: str = "") -> None:
         stamp = f"{time.monotonic() - self.started:5.1f}s"
+        for user, name in NAMES.items():
+            text = text.replace(f"<@{user}>", f"@{name.split(' ')[0]}")
         lines = text.strip().splitlines() or [""]
         print(f"{stamp} {indent}{who}: {lines[0]}", file=self.out)
         for line in lines[1:]:

@@ -68,10 +68,10 @@ def serve(args: argparse.Namespace) -> int:
                 handler = SocketModeHandler(
                     runtime.app, settings.slack_app_token.get_secret_value()
                 )
-                handler.connect()
+                handler.connect()  # type: ignore[no-untyped-call]
                 log.info("connected to Slack in Socket Mode")
                 stop.wait()
-                handler.close()
+                handler.close()  # type: ignore[no-untyped-call]
             else:
                 server = HttpServer(runtime.app, host=args.host, port=args.port)
                 server.start()

@@ -174,6 +174,11 @@ def human_size(size: int) -> str:
     return f"{value:.1f} {unit}"
 
 
+def exact_size(size: int) -> str:
+    """``531 bytes``, or ``4.2 MB (4,201,733 bytes)`` where rounding hides the exact count."""
+    return human_size(size) if 0 <= size < 1000 else f"{human_size(size)} ({size:,} bytes)"
+
+
 def human_duration(seconds: float) -> str:
     """A duration in its two largest units: ``42 s``, ``4 min 12 s``, ``1 h 3 min``, ``2 d 4 h``."""
     if not math.isfinite(seconds):

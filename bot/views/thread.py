@@ -13,6 +13,7 @@ from bot.views.common import (
     command_text,
     context,
     device_name,
+    exact_size,
     human_duration,
     human_size,
     mention,
@@ -235,7 +236,7 @@ def reply_runscript_result(
     Output is shown when ``output_fits_inline``; otherwise the caller attaches it as a file.
     """
     code = "unknown" if output.exit_code is None else str(output.exit_code)
-    digest = f"Result {human_size(size)} ({size:,} bytes), SHA-256 {clip(sha256, 128)}"
+    digest = f"Result {exact_size(size)}, SHA-256 {clip(sha256, 128)}"
     shown, said = _output(output.script_output, inline_limit)
     blocks = [section(_which_block(record, position, f"exited with code *{code}*"))]
     blocks += [section(piece) for piece in shown]
@@ -253,7 +254,7 @@ def result_file_comment(record: RequestRecord, position: int, size: int, sha256:
     """The initial comment of an uploaded result file."""
     return (
         f"Result of {_which(record, position)} on {_device(record)}:"
-        f" {human_size(size)} ({size:,} bytes), SHA-256 {clip(sha256, 128)}."
+        f" {exact_size(size)}, SHA-256 {clip(sha256, 128)}."
         f" Request {clip(record.id, 100)}, Defender action {_action(record)}."
     )
 
