@@ -30,7 +30,6 @@ from commands.errors import (
     DefenderError,
     OutcomeUnknown,
     ResultError,
-    ServerError,
     TransportError,
     api_error,
 )
@@ -201,7 +200,6 @@ class DefenderClient:
         if not response.is_success:
             error = self._error(response)
             if is_server_error(response.status_code):
-                assert isinstance(error, ServerError)
                 raise OutcomeUnknown(operation, str(error)) from error
             raise error
         try:
@@ -209,8 +207,16 @@ class DefenderClient:
         except ValueError:
             raise OutcomeUnknown(operation, "the answer is not JSON") from None
 
+    def _on_our_host(self, link: str) -> str:
+        """A next-page link, sent to our own API host whatever host it names: never elsewhere."""
+        url = httpx.URL(link)
+        if url.is_relative_url or url.copy_with(path="/", query=None) == self._origin:
+            return link
+        logger.debug("next page link names another host; asking %s instead", self._origin)
+        return url.raw_path.decode("ascii")
+
     def _pages(self, path: str, params: dict[str, str] | None = None) -> Iterator[Any]:
-        """Every item of a collection, following ``@odata.nextLink`` on Defender's host only."""
+        """Every item of a collection, following ``@odata.nextLink`` (on our host only)."""
         page = self._get(path, params)
         while True:
             values = page.get("value") if isinstance(page, dict) else None
@@ -220,11 +226,7 @@ class DefenderClient:
             link = page.get("@odata.nextLink")
             if not link:
                 return
-            if httpx.URL(str(link)).copy_with(path="/", query=None) != self._origin:
-                raise DefenderError(
-                    f"refusing a next page link to another host than {self._origin}"
-                )
-            page = self._get(str(link))
+            page = self._get(self._on_our_host(str(link)))
 
     # --- machines ---------------------------------------------------------------------
 
@@ -276,9 +278,9 @@ class DefenderClient:
         """One machine action by its id."""
         return _model(MachineAction, self._get(f"{_ACTIONS}/{_segment(action_id)}"), "get action")
 
-    def list_actions(self, where: str, top: int | None = None) -> list[MachineAction]:
-        """Machine actions matching an OData filter, all pages (at most ``top``)."""
-        params = {"$filter": where}
+    def list_actions(self, filter: str, top: int | None = None) -> list[MachineAction]:
+        """Machine actions matching an OData ``$filter``, all pages (at most ``top``)."""
+        params = {"$filter": filter}
         if top is not None:
             params["$top"] = str(top)
         actions: list[MachineAction] = []
@@ -291,7 +293,7 @@ class DefenderClient:
     def get_actions(self, ids: Iterable[str]) -> dict[str, MachineAction]:
         """Many actions by id in few calls: ``id eq … or …`` filters, each URL under the bound."""
         wanted = list(dict.fromkeys(ids))
-        prefix = len(str(self._http.build_request("GET", _ACTIONS).url)) + len("?%24filter=")
+        prefix = len(str(self._http.base_url).rstrip("/")) + len(f"{_ACTIONS}?%24filter=")
         found: dict[str, MachineAction] = {}
         for where in odata.chunk_any_of("id", wanted, odata.MAX_URL_LENGTH - prefix):
             for action in self.list_actions(where):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
-
-import httpx
+from urllib.parse import quote_plus
 
 __all__ = [
     "MAX_URL_LENGTH",
@@ -39,8 +38,8 @@ def any_of(field: str, values: Iterable[str]) -> str:
 
 
 def encoded_length(text: str) -> int:
-    """Length of ``text`` once encoded as a query parameter value, the way httpx encodes it."""
-    return len(str(httpx.QueryParams({"v": text}))) - len("v=")
+    """Length of ``text`` once encoded as a query parameter value (as httpx encodes params)."""
+    return len(quote_plus(text))
 
 
 def chunk_any_of(field: str, values: Iterable[str], budget: int) -> list[str]:

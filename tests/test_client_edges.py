@@ -180,17 +180,20 @@ def test_ids_in_paths_are_escaped() -> None:
 # --- paging ------------------------------------------------------------------------------------
 
 
-def test_next_link_to_another_host_is_refused() -> None:
-    hosts: list[str] = []
+def test_next_link_naming_another_host_is_asked_of_ours() -> None:
+    seen: list[str] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
-        hosts.append(request.url.host)
-        page = {"value": [action()], "@odata.nextLink": "https://evil.test/api/machineactions"}
+        seen.append(str(request.url))
+        page: dict[str, Any] = {"value": [action(id=f"act-{len(seen)}")]}
+        if len(seen) == 1:
+            page["@odata.nextLink"] = "https://evil.test/api/machineactions?$skip=1"
         return httpx.Response(200, json=page)
 
-    with make_client(handler) as client, pytest.raises(DefenderError, match="another host"):
-        client.list_actions("status eq 'Pending'")
-    assert hosts == ["defender.test"]  # the token never went to evil.test
+    with make_client(handler) as client:
+        found = client.list_actions("status eq 'Pending'")
+    assert [a.id for a in found] == ["act-1", "act-2"]
+    assert seen[1] == f"{API}/api/machineactions?$skip=1"  # the token never went to evil.test
 
 
 def test_collection_that_is_not_a_collection() -> None:
