@@ -16,6 +16,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bot import views
 from bot.ids import Block, row_block
 from bot.modal import ModalValues
 from commands.errors import CommandError, DefenderError, MachineLookupError
@@ -207,7 +208,7 @@ class Intake:
                 )
             log.warning("Defender lookup for the request modal timed out (%s)", block)
         except MachineLookupError as exc:
-            errors.setdefault(block, str(exc).capitalize())
+            errors.setdefault(block, views.sentence(str(exc)))
         except DefenderError as exc:
             if not optional:
                 errors.setdefault(block, f"Defender refused the lookup: {exc}")

@@ -93,7 +93,7 @@ class Lifecycle:
 
     def may_request(self, user: str) -> Outcome:
         decision = self.policy.may_request(user, self.directory.members)
-        return Outcome(decision.allowed, decision.reason)
+        return Outcome(decision.allowed, views.sentence(decision.reason))
 
     def create(self, user: str, channel: str, accepted: Accepted) -> RequestRecord:
         """Store a valid request; the outbox posts it for approval."""
@@ -181,7 +181,7 @@ class Lifecycle:
         decision = self.policy.may_approve(user, found, self.directory.members)
         if not decision:
             log.info("refused decision on %s by %s: %s", found.id, user, decision.reason)
-            return Outcome(False, decision.reason.capitalize())
+            return Outcome(False, views.sentence(decision.reason))
         now = self.clock()
         kind = "approved" if approve else "rejected"
         updated = self._apply(
@@ -210,7 +210,7 @@ class Lifecycle:
             return found
         decision = self.policy.may_withdraw(user, found)
         if not decision:
-            return Outcome(False, decision.reason.capitalize())
+            return Outcome(False, views.sentence(decision.reason))
         updated = self._apply(
             found,
             {"state": RequestState.WITHDRAWN, "decided_by": user, "decided_at": self.clock()},
@@ -229,7 +229,7 @@ class Lifecycle:
             return found
         decision = self.policy.may_cancel(user, found, self.directory.members)
         if not decision:
-            return Outcome(False, decision.reason.capitalize())
+            return Outcome(False, views.sentence(decision.reason))
         if found.state not in CANCELLABLE:
             return Outcome(False, f"Request {found.id} is not running; there is nothing to cancel.")
         if found.state is RequestState.APPROVED:

@@ -311,8 +311,8 @@ class Tracker:
         if not started and (
             action.status != "Pending" or any(c.start_time for c in action.commands)
         ):
-            starts = [c.start_time for c in action.commands if c.start_time]
-            changes.update(state=RequestState.IN_PROGRESS, started_at=min(starts, default=now))
+            # Our timestamps come from our clock; Defender's may be skewed from it.
+            changes.update(state=RequestState.IN_PROGRESS, started_at=now)
             replies.append(views.reply_started)
             transition.event("started", None, action_id=action.id)
         for command in sorted(action.commands, key=lambda c: c.index):
@@ -339,9 +339,8 @@ class Tracker:
             ]
             if skipped and action.status != "Succeeded":
                 replies.append(lambda r: views.reply_skipped(r, skipped))
-            finished = action.last_update_time or now
-            changes.update(state=RequestState.FINISHED, finished_at=finished)
-            elapsed = (finished - (record.submitted_at or record.created_at)).total_seconds()
+            changes.update(state=RequestState.FINISHED, finished_at=now)
+            elapsed = _elapsed(action, record, now)
             replies.append(lambda r: views.reply_final(r, max(elapsed, 0.0)))
             transition.event("finished", None, status=action.status, action_id=action.id)
         if not changes and not transition.commands:
@@ -379,6 +378,13 @@ class Tracker:
         if update_message or reply is not None:
             transition.send("update_request")
         return self.store.transition(record.id, transition, now, expect=expect)
+
+
+def _elapsed(action: MachineAction, record: RequestRecord, now: datetime) -> float:
+    """Seconds from submission to the end, by Defender's clock when it gives both ends."""
+    if action.creation_time and action.last_update_time:
+        return (action.last_update_time - action.creation_time).total_seconds()
+    return (now - (record.submitted_at or record.created_at)).total_seconds()
 
 
 def _command_reply(

@@ -46,5 +46,6 @@ def register(app: App, services: Services) -> None:
         if not allowed.ok:
             log.info("refused request form for %s: %s", user, allowed.message)
             client.views_update(
-                view_id=opened["view"]["id"], view=views.notice_modal(allowed.message.capitalize())
+                view_id=opened["view"]["id"],
+                view=views.notice_modal(allowed.message),
             )

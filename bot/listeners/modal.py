@@ -44,7 +44,10 @@ def register(app: App, services: Services) -> None:
             return
         allowed = services.lifecycle.may_request(user)
         if not allowed.ok:
-            ack(response_action="errors", errors={str(Block.DEVICE): allowed.message.capitalize()})
+            ack(
+                response_action="errors",
+                errors={str(Block.DEVICE): views.sentence(allowed.message)},
+            )
             return
         values = read_values((view.get("state") or {}).get("values"), meta.rows)
         result = services.intake.check(values)

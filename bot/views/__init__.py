@@ -14,6 +14,7 @@ from bot.views.common import (
     escape,
     human_duration,
     human_size,
+    sentence,
     slack_date,
     truncate,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "request_message",
     "request_modal",
     "result_file_comment",
+    "sentence",
     "slack_date",
     "truncate",
 ]

@@ -174,6 +174,11 @@ def human_size(size: int) -> str:
     return f"{value:.1f} {unit}"
 
 
+def sentence(text: str) -> str:
+    """``text`` with its first letter in upper case and the rest untouched (ids, host names)."""
+    return text[:1].upper() + text[1:]
+
+
 def exact_size(size: int) -> str:
     """``531 bytes``, or ``4.2 MB (4,201,733 bytes)`` where rounding hides the exact count."""
     return human_size(size) if 0 <= size < 1000 else f"{human_size(size)} ({size:,} bytes)"
