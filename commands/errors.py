@@ -6,7 +6,7 @@
     ├── ConfigurationError      a missing or malformed setting (names it)
     └── DefenderError           talking to Defender went wrong
         ├── AuthenticationError     no token: the sign-in authority said no
-        ├── ApiError                Defender answered with an error body (status, code, message, target)
+        ├── ApiError                an error answer: status, code, message, target
         │   ├── BadRequest              400
         │   │   └── ActiveRequestAlreadyExists
         │   ├── Unauthorized            401 (after one retry with a new token)
@@ -15,7 +15,7 @@
         │   ├── Throttled               429 (retry_after seconds)
         │   └── ServerError             5xx
         ├── TransportError          no answer (connection, timeout) after bounded retries
-        ├── OutcomeUnknown          a POST was sent and its outcome is unknown: reconcile, never repeat
+        ├── OutcomeUnknown          a POST's outcome is unknown: reconcile, never repeat
         ├── MachineLookupError      a host name matched no machine, or several (candidates)
         └── ResultError             a result could not be fetched or decoded
             └── ResultTooLarge
