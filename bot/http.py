@@ -13,6 +13,7 @@ from typing import Any
 
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from waitress import wasyncore
 from waitress.server import create_server
 
 __all__ = ["HttpServer"]
@@ -61,6 +62,12 @@ class HttpServer:
         self._thread.start()
 
     def stop(self) -> None:
-        self._server.close()
-        if self._thread is not None:
-            self._thread.join(5)
+        server = self._server
+        if self._thread is None or not self._thread.is_alive():
+            server.close()
+            return
+        # Close the listener and every open (keep-alive) connection in the loop's own thread:
+        # closing the listener alone leaves the loop serving those connections until they
+        # time out, so the join below would wait its full 5 s.
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        self._thread.join(5)
