@@ -1,0 +1,28 @@
+"""``lrbot demo``: the README's first command must work, offline, and tell the story."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from bot.demo import run_demo
+
+
+def test_demo_runs_a_request_to_its_results_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir("/")  # nothing written where it is started from
+    out = io.StringIO()
+    assert run_demo(out=out, time_scale=20.0, timeout=60) == 0
+    transcript = out.getvalue()
+    for line in [
+        "only Ana (analyst) sees: You asked for this run, so you cannot approve it",
+        "Approved by @Lee",
+        "Submitted to Defender as action",
+        "Command 1 of 3 (putfile procdump64.exe): Completed",
+        "exited with code 0",
+        "uploaded triage.zip",
+        "Succeeded",
+        "1 file(s) uploaded",
+    ]:
+        assert line in transcript
+    assert "sig=" not in transcript and "/blob/" not in transcript
