@@ -13,9 +13,9 @@ import ssl
 from collections.abc import Iterator
 
 import httpx
-from commands.client import DefenderClient
 
 from commands.auth import MsalTokenProvider
+from commands.client import DefenderClient
 from commands.config import DefenderSettings, load_defender_settings
 from commands.simulator import ScaledClock, Scenario, SimulatorServer, demo_scenario
 
