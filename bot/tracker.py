@@ -34,6 +34,10 @@ __all__ = ["Tracker", "TrackerDefender"]
 log = logging.getLogger(__name__)
 
 RESULT_KINDS = frozenset({"RunScript", "GetFile"})
+DEVICE_BUSY = (
+    "the device already has a live response action (perhaps started by someone else);"
+    " this run starts when that one ends"
+)
 
 
 class TrackerDefender(Protocol):
@@ -45,6 +49,7 @@ class TrackerDefender(Protocol):
         self, machine_id: str, since: datetime | None = None
     ) -> list[MachineAction]: ...
     def cancel_action(self, action_id: str, comment: str) -> MachineAction: ...
+    def active_action(self, machine_id: str) -> MachineAction | None: ...
 
 
 class Tracker:
@@ -76,6 +81,9 @@ class Tracker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._paused_until: datetime | None = None
+        # Machine id → someone else's action holding that device, followed in the batched
+        # poll: POSTing again every poll until it ends would spend the run rate (10/min).
+        self._blockers: dict[str, str] = {}
 
     # -- running ------------------------------------------------------------------------
 
@@ -141,6 +149,8 @@ class Tracker:
             if record.machine_id in busy_machines:
                 self._wait(record, "another run of ours is active on this device; it goes next")
                 continue
+            if record.machine_id in self._blockers:
+                continue  # the thread already says why; the poll tells when the device is free
             if not self._submit(record):
                 return
             busy_machines.add(record.machine_id)
@@ -168,28 +178,30 @@ class Tracker:
             action = self.defender.run_live_response(record.machine_id, record.commands, comment)
         except Throttled as exc:
             self._paused_until = now + timedelta(seconds=max(exc.retry_after, 1.0))
-            self._change(
+            queued = self._change(
                 claimed,
                 back,
                 ("throttled", None, {"retry_after": exc.retry_after}),
                 expect=[RequestState.SUBMITTING],
                 update_message=False,
             )
-            self._wait(claimed, f"Defender's rate limit: trying again in {exc.retry_after:.0f} s")
+            # The record as it is now (approved again): ``claimed`` is still submitting.
+            if queued is not None:
+                self._wait(
+                    queued, f"Defender's rate limit: trying again in {exc.retry_after:.0f} s"
+                )
             return False
         except ActiveRequestAlreadyExists:
-            self._change(
+            queued = self._change(
                 claimed,
                 back,
                 ("device_busy", None, {}),
                 expect=[RequestState.SUBMITTING],
                 update_message=False,
             )
-            self._wait(
-                claimed,
-                "the device already has a live response action (perhaps started by someone"
-                " else); this run starts when that one ends",
-            )
+            if queued is not None:
+                self._wait(queued, DEVICE_BUSY)
+            self._follow_blocker(record.machine_id)
             return True
         except OutcomeUnknown as exc:
             log.warning("request %s: submission outcome unknown: %s", record.id, exc.cause)
@@ -268,6 +280,17 @@ class Tracker:
             update_message=False,
         )
 
+    def _follow_blocker(self, machine_id: str) -> None:
+        """Learn which action holds the device, so the poll can tell when it ends."""
+        try:
+            action = self.defender.active_action(machine_id)
+        except DefenderError as exc:
+            log.warning("machine %s: could not find its active action: %s", machine_id, exc)
+            return
+        if action is not None:
+            log.info("machine %s is held by action %s; waiting for it", machine_id, action.id)
+            self._blockers[machine_id] = action.id
+
     def _wait(self, record: RequestRecord, reason: str) -> None:
         """Say once in the thread why a run waits."""
         if record.note == reason:
@@ -284,7 +307,7 @@ class Tracker:
 
     def _poll(self) -> None:
         running = self.store.in_states([RequestState.PENDING, RequestState.IN_PROGRESS])
-        ids = [r.action_id for r in running if r.action_id]
+        ids = [r.action_id for r in running if r.action_id] + list(self._blockers.values())
         if not ids:
             return
         try:
@@ -292,6 +315,10 @@ class Tracker:
         except DefenderError as exc:
             log.warning("poll of %d actions failed: %s", len(ids), exc)
             return
+        for machine_id, blocker in list(self._blockers.items()):
+            action = actions.get(blocker)
+            if action is None or action.is_final:
+                del self._blockers[machine_id]  # the device is free: submit on the next pass
         for record in running:
             action = actions.get(record.action_id or "")
             if action is None:
