@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -220,9 +221,17 @@ def running_bot(
     *,
     env: dict[str, Any] | None = None,
     limits: dict[str, int] | None = None,
+    defender_start: datetime | None = None,
 ) -> Iterator[BotHarness]:
-    """Slack, Defender and the bot, all on loopback; stopped on exit."""
-    with FakeSlack(token=BOT_TOKEN) as slack, running_harness(scenario) as defender:
+    """Slack, Defender and the bot, all on loopback; stopped on exit.
+
+    Defender's clock starts at a fixed date unless ``defender_start`` is given (say, now:
+    what the bot compares with its own clock then matches, as with a real tenant).
+    """
+    with (
+        FakeSlack(token=BOT_TOKEN) as slack,
+        running_harness(scenario, start=defender_start) as defender,
+    ):
         slack.set_channel(CHANNEL, name="soc-incidents")
         for user, name in [
             (REQUESTER, "Rae Requester"),

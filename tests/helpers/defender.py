@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -187,8 +188,10 @@ class Harness:
 
 
 @contextmanager
-def running_harness(scenario: Scenario | None = None, *, tls: bool = False) -> Iterator[Harness]:
-    """A simulator on loopback with a ManualClock, stopped on exit."""
-    clock = ManualClock()
+def running_harness(
+    scenario: Scenario | None = None, *, tls: bool = False, start: datetime | None = None
+) -> Iterator[Harness]:
+    """A simulator on loopback with a ManualClock (from ``start``, if given), stopped on exit."""
+    clock = ManualClock(start)
     with SimulatorServer(scenario or build_scenario(), clock=clock, tls=tls) as sim:
         yield Harness(sim, clock, SimTokenProvider(sim.token_url))
