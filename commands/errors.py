@@ -1,24 +1,24 @@
 """Every error the live response domain raises.
 
-    LiveResponseError
-    ├── CommandError            a command or sequence that Defender would refuse (position)
-    │   └── SyntaxProblem       text that does not parse (line, column)
-    ├── ConfigurationError      a missing or malformed setting (names it)
-    └── DefenderError           talking to Defender went wrong
-        ├── AuthenticationError     no token: the sign-in authority said no
-        ├── ApiError                an error answer: status, code, message, target
-        │   ├── BadRequest              400
-        │   │   └── ActiveRequestAlreadyExists
-        │   ├── Unauthorized            401 (after one retry with a new token)
-        │   ├── Forbidden               403
-        │   ├── NotFound                404
-        │   ├── Throttled               429 (retry_after seconds)
-        │   └── ServerError             5xx
-        ├── TransportError          no answer (connection, timeout) after bounded retries
-        ├── OutcomeUnknown          a POST's outcome is unknown: reconcile, never repeat
-        ├── MachineLookupError      a host name matched no machine, or several (candidates)
-        └── ResultError             a result could not be fetched or decoded
-            └── ResultTooLarge
+LiveResponseError
+├── CommandError            a command or sequence that Defender would refuse (position)
+│   └── SyntaxProblem       text that does not parse (line, column)
+├── ConfigurationError      a missing or malformed setting (names it)
+└── DefenderError           talking to Defender went wrong
+    ├── AuthenticationError     no token: the sign-in authority said no
+    ├── ApiError                an error answer: status, code, message, target
+    │   ├── BadRequest              400
+    │   │   └── ActiveRequestAlreadyExists
+    │   ├── Unauthorized            401 (after one retry with a new token)
+    │   ├── Forbidden               403
+    │   ├── NotFound                404
+    │   ├── Throttled               429 (retry_after seconds)
+    │   └── ServerError             5xx
+    ├── TransportError          no answer (connection, timeout) after bounded retries
+    ├── OutcomeUnknown          a POST's outcome is unknown: reconcile, never repeat
+    ├── MachineLookupError      a host name matched no machine, or several (candidates)
+    └── ResultError             a result could not be fetched or decoded
+        └── ResultTooLarge
 """
 
 from __future__ import annotations
