@@ -131,9 +131,7 @@ def test_defenders_rate_limit_delays_the_submission_which_happens_once(tmp_path:
 
 def test_a_restart_mid_run_carries_on_without_repeating_anything(tmp_path: Path) -> None:
     with run_bot(tmp_path) as bot:
-        message = approve(
-            bot, "ws-001.contoso.com", "runscript ok.ps1; getfile C:\\Temp\\a.txt"
-        )
+        message = approve(bot, "ws-001.contoso.com", "runscript ok.ps1; getfile C:\\Temp\\a.txt")
         bot.wait_reply(message, "Submitted to Defender")
         bot.advance(6.5)  # 1 s pending, then ok.ps1's 5 s: command 1 completes
         bot.wait_reply(message, "exited with code 0")
