@@ -23,6 +23,7 @@ from bot.policy import Policy
 from bot.records import RequestRecord, RequestState
 from bot.store import Store, Transition, requests
 from commands.errors import DefenderError
+from commands.wire import MachineAction
 
 __all__ = ["Lifecycle", "Outcome", "defender_comment", "new_request_id"]
 
@@ -65,7 +66,7 @@ class Outcome:
 class Canceller:
     """Defender's cancel, as the lifecycle needs it."""
 
-    def cancel_action(self, action_id: str, comment: str) -> object:  # pragma: no cover
+    def cancel_action(self, action_id: str, comment: str) -> MachineAction:  # pragma: no cover
         raise NotImplementedError
 
 
@@ -270,7 +271,7 @@ class Lifecycle:
         assert record.action_id is not None
         comment = f"lrbot {record.id} | cancelled by {self.directory.display_name(user)}"
         try:
-            self.defender.cancel_action(record.action_id, comment)
+            action = self.defender.cancel_action(record.action_id, comment)
         except DefenderError as exc:
             log.warning("cancel of %s (action %s) failed: %s", record.id, record.action_id, exc)
             return Outcome(False, f"Defender did not cancel the run: {exc}")
@@ -279,7 +280,8 @@ class Lifecycle:
             record,
             {},
             ("cancelled", user, {"action_id": record.action_id}),
-            lambda r: views.reply_cancelled(r, user),
+            # Defender's answer to the cancel, not the status our last poll saw.
+            lambda r: views.reply_cancelled(r.with_changes(action_status=action.status), user),
             expect=list(RequestState),
         )
         self.wake_tracker()
