@@ -229,6 +229,10 @@ def _run_lines(record: RequestRecord) -> list[str]:
     if state is RequestState.REFUSED:
         reason = clip(record.note or "no reason given", 1000)
         return [f"🛑 Defender refused it: {reason}", "Nothing ran."]
+    if state is RequestState.FINISHED and record.action_id is None:
+        # Cancelled before submission: Defender never had it, so it has no final status.
+        who = mention(record.cancelled_by)
+        return [f"Cancelled by {who} before it was submitted to Defender. Nothing ran."]
     if state is RequestState.FINISHED:
         return [_action_line(record), _final_line(record)]
     return [_action_line(record)]
@@ -305,7 +309,7 @@ def _summary(record: RequestRecord, now: datetime) -> str:
         sentences.append(f"Queued: {clip(record.note, 300)}.")
     if record.action_id:
         sentences.append(f"Defender action {clip(record.action_id, 100)}.")
-    if state is RequestState.FINISHED:
+    if state is RequestState.FINISHED and record.action_id:
         sentences.append(f"Defender's final status: {clip(words, 60)}.")
     if shows_progress(record):
         statuses = ", ".join(f"{i + 1} {outcome(record, i)}" for i in range(count))

@@ -153,7 +153,9 @@ def reply_final(record: RequestRecord, elapsed_seconds: float) -> Message:
 
 def reply_cancelled(record: RequestRecord, user: str) -> Message:
     """Someone cancelled the run; what Defender says about it."""
-    if record.action_status == "Cancelled":
+    if record.action_id is None:
+        confirms = "It had not been submitted to Defender: nothing ran."
+    elif record.action_status == "Cancelled":
         confirms = "Defender confirms: Cancelled."
     elif record.action_status:
         confirms = f"Defender's status: {clip(record.action_status, 60)}."
