@@ -1,0 +1,114 @@
+"""Cancelling a run: at Defender once it was submitted, here before that; only the
+requester or an approver may."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.ids import Action
+from bot.records import RequestState
+from bot.sandbox._slack_records import Message
+from tests.helpers.bot import APPROVER_2, CHANNEL, OUTSIDER, REQUESTER, BotHarness
+from tests.helpers.runs import approve, run_bot, run_posts, wait_polls
+
+
+def cancels(bot: BotHarness) -> list[dict[str, object]]:
+    """The bodies of Defender's cancel POSTs."""
+    return [r.body for r in bot.defender.api_requests("POST") if r.path.endswith("/cancel")]
+
+
+def running(bot: BotHarness, commands: str = "runscript hang.ps1") -> Message:
+    message = approve(bot, "ws-001.contoso.com", commands)
+    bot.wait_reply(message, "Submitted to Defender")
+    bot.advance(2)
+    bot.wait_reply(message, "Running on")
+    return message
+
+
+def test_the_requester_cancels_a_running_run_at_defender(tmp_path: Path) -> None:
+    with run_bot(tmp_path) as bot:
+        message = running(bot)
+        assert str(Action.CANCEL) in bot.buttons(message)
+        bot.click(Action.CANCEL, message, REQUESTER)
+
+        said = bot.wait_reply(message, "cancelled the run")
+        assert said.startswith(f"<@{REQUESTER}> cancelled the run on ws-001.contoso.com.")
+        assert "Defender confirms: Cancelled" in said
+        [body] = cancels(bot)
+        record = bot.record(message)
+        assert body == {"Comment": f"lrbot {record.id} | cancelled by Rae Requester ({REQUESTER})"}
+        final = bot.wait_reply(message, "Finished on")
+        assert ": Cancelled after" in final
+        bot.wait(bot.settled, "the outbox to drain")
+
+        replies = bot.thread(message)
+        assert replies.index(said) < replies.index(final) == len(replies) - 1
+        current = bot.current(message)
+        assert ": Cancelled." in current.text and f"Cancelled by <@{REQUESTER}>" in current.text
+        assert bot.buttons(message) == set()
+        assert bot.record(message).action_status == "Cancelled"
+        [action] = bot.defender.sim.actions()
+        assert action["status"] == "Cancelled"
+        assert bot.slack.ephemerals() == []
+
+
+def test_an_outsider_may_not_cancel_and_an_approver_may(tmp_path: Path) -> None:
+    with run_bot(tmp_path) as bot:
+        message = running(bot)
+        bot.wait(bot.settled, "the outbox to drain")
+        before = (bot.thread(message), bot.current(message).text)
+        bot.click(Action.CANCEL, message, OUTSIDER)
+        [refusal] = bot.wait(lambda: bot.slack.ephemerals(OUTSIDER), "the outsider's refusal")
+        assert "only the requester or an approver can cancel" in refusal.text.lower()
+        assert refusal.channel == CHANNEL
+        wait_polls(bot)
+        bot.wait(bot.settled, "the outbox to drain")
+        assert cancels(bot) == []
+        assert (bot.thread(message), bot.current(message).text) == before
+        assert bot.record(message).cancelled_by is None
+
+        bot.click(Action.CANCEL, message, APPROVER_2)  # an approver through the user group
+        said = bot.wait_reply(message, "cancelled the run")
+        assert said.startswith(f"<@{APPROVER_2}> cancelled")
+        [body] = cancels(bot)
+        assert "cancelled by Ada Approver" in str(body["Comment"])
+        bot.wait_reply(message, "Finished on")
+        bot.wait(bot.settled, "the outbox to drain")
+        assert f"Cancelled by <@{APPROVER_2}>" in bot.current(message).text
+        assert bot.buttons(message) == set()
+
+
+def test_a_queued_run_cancelled_before_submission_never_reaches_defender(
+    tmp_path: Path,
+) -> None:
+    with run_bot(tmp_path) as bot:
+        first = running(bot)  # holds the device
+        second = approve(bot, "ws-001.contoso.com", "getfile C:\\Temp\\a.txt")
+        waiting = bot.wait_reply(second, "Approved and queued")
+        assert "another run of ours is active on this device" in waiting
+        assert str(Action.CANCEL) in bot.buttons(second)
+
+        bot.click(Action.CANCEL, second, REQUESTER)
+        said = bot.wait_reply(second, "cancelled the run")
+        assert said == (
+            f"<@{REQUESTER}> cancelled the run on ws-001.contoso.com."
+            " It had not been submitted to Defender: nothing ran."
+        )
+        record = bot.wait_state(second, RequestState.FINISHED)
+        assert record.action_id is None
+        bot.wait(bot.settled, "the outbox to drain")
+        assert bot.buttons(second) == set()
+        current = bot.current(second)
+        assert ": Cancelled." in current.text and f"Cancelled by <@{REQUESTER}>" in current.text
+        assert "Defender's final status" not in current.text
+        assert "before it was submitted to Defender. Nothing ran." in str(current.blocks)
+
+        bot.advance(700)  # the first run ends (TimeOut): the device is free again
+        bot.wait_reply(first, "Finished on")
+        for _ in range(3):  # more passes over what is due: nothing is left to submit
+            bot.store_runtime.tracker.tick()
+        bot.wait(bot.settled, "the outbox to drain")
+        assert cancels(bot) == []
+        assert len(run_posts(bot)) == 1
+        assert all(record.id not in str(p.body) for p in run_posts(bot))
+        assert not any("Submitted" in r for r in bot.thread(second))
