@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.ids import Action
 from bot.sandbox._slack_records import Message
-from commands.simulator import RecordedRequest
+from commands.simulator import RecordedRequest, Scenario
 from tests.helpers.bot import APPROVER, BotHarness, running_bot
 
 __all__ = [
@@ -34,9 +34,11 @@ _UTC = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC")
 
 
 @contextmanager
-def run_bot(tmp_path: Path, **options: Any) -> Iterator[BotHarness]:
+def run_bot(
+    tmp_path: Path, scenario: Scenario | None = None, **options: Any
+) -> Iterator[BotHarness]:
     """``running_bot``, checking at the end that no download link reached Slack."""
-    with running_bot(tmp_path, **options) as bot:
+    with running_bot(tmp_path, scenario, **options) as bot:
         yield bot
         assert_no_links(bot)
 
