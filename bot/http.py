@@ -69,5 +69,21 @@ class HttpServer:
         # Close the listener and every open (keep-alive) connection in the loop's own thread:
         # closing the listener alone leaves the loop serving those connections until they
         # time out, so the join below would wait its full 5 s.
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        server.trigger.pull_trigger(lambda: _close_all_but_trigger(server))
         self._thread.join(5)
+        # Workers finishing a request pull the trigger too: it stays open until they are gone.
+        server.task_dispatcher.shutdown()
+        server.close()
+
+
+def _close_all_but_trigger(server: Any) -> None:
+    """Empty the loop's map (so the loop ends), leaving the trigger's pipe open.
+
+    The loop runs queued thunks whenever it wakes, possibly before ``pull_trigger`` has
+    written its byte: had the thunk closed the pipe, that write would fail with EBADF, or
+    land in whatever file had just reused the descriptor. (The server's own ``close``
+    closes the trigger, so only its listening socket is closed here.)
+    """
+    server.trigger.del_channel()
+    wasyncore.dispatcher.close(server)
+    wasyncore.close_all(server._map)
