@@ -274,6 +274,15 @@ class Lifecycle:
             action = self.defender.cancel_action(record.action_id, comment)
         except DefenderError as exc:
             log.warning("cancel of %s (action %s) failed: %s", record.id, record.action_id, exc)
+            # The run goes on: the message must not name a canceller, and a retry must work.
+            self._apply(
+                record,
+                {"cancelled_by": None},
+                ("cancel_failed", user, {"error": str(exc)}),
+                None,
+                expect=list(RequestState),
+                where=requests.c.cancelled_by == user,
+            )
             return Outcome(False, f"Defender did not cancel the run: {exc}")
         log.info("request %s: action %s cancelled by %s", record.id, record.action_id, user)
         self._apply(
