@@ -3,12 +3,15 @@ requester or an approver may."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
+from bot import views
 from bot.ids import Action
 from bot.records import RequestState
 from bot.sandbox._slack_records import Message
-from tests.helpers.bot import APPROVER_2, CHANNEL, OUTSIDER, REQUESTER, BotHarness
+from commands.simulator import Fault
+from tests.helpers.bot import APPROVER, APPROVER_2, CHANNEL, OUTSIDER, REQUESTER, BotHarness
 from tests.helpers.runs import approve, run_bot, run_posts, wait_polls
 
 
@@ -112,3 +115,67 @@ def test_a_queued_run_cancelled_before_submission_never_reaches_defender(
         assert len(run_posts(bot)) == 1
         assert all(record.id not in str(p.body) for p in run_posts(bot))
         assert not any("Submitted" in r for r in bot.thread(second))
+
+
+def test_a_cancel_defender_fails_leaves_the_run_going_and_can_be_tried_again(
+    tmp_path: Path,
+) -> None:
+    with run_bot(tmp_path) as bot:
+        message = running(bot)
+        bot.defender.sim.fault(Fault(method="POST", path_regex="/cancel$", status=503))
+        bot.click(Action.CANCEL, message, REQUESTER)
+        [refusal] = bot.wait(lambda: bot.slack.ephemerals(REQUESTER), "the requester's refusal")
+        assert refusal.text.startswith("Defender did not cancel the run")
+        bot.wait(bot.settled, "the outbox to drain")
+        assert bot.record(message).cancelled_by is None
+        assert "Cancelled by" not in bot.current(message).text
+        assert not any("cancelled the run" in r for r in bot.thread(message))
+
+        bot.click(Action.CANCEL, message, REQUESTER)
+        bot.wait_reply(message, "cancelled the run")
+        assert ": Cancelled after" in bot.wait_reply(message, "Finished on")
+        assert len(cancels(bot)) == 2
+        bot.wait(bot.settled, "the outbox to drain")
+        assert f"Cancelled by <@{REQUESTER}>" in bot.current(message).text
+
+
+def test_a_cancel_while_the_submission_is_unconfirmed_cancels_the_action_once_found(
+    tmp_path: Path,
+) -> None:
+    with run_bot(tmp_path, defender_start=datetime.now(UTC)) as bot:
+        message = bot.request("ws-001.contoso.com", "runscript hang.ps1")
+        sim = bot.defender.sim
+        sim.fault(Fault(method="POST", path_regex="runliveresponse", drop=True))
+        # Reconciliation cannot reach Defender for now: the outcome stays unknown.
+        sim.fault(Fault(method="GET", path_regex="^/api/machineactions$", status=500, times=10**6))
+        bot.click(Action.APPROVE, message, APPROVER)
+        record = bot.wait_state(message, RequestState.UNKNOWN)
+        # The message offers no Cancel while the outcome is unknown, but a click on the
+        # approved message, as a Slack client still showed it, may arrive now.
+        stale = bot.current(message)
+        approved = record.with_changes(state=RequestState.APPROVED)
+        stale.blocks = views.request_message(approved, datetime.now(UTC)).blocks
+        answer = bot.send.block_action(str(Action.CANCEL), user_id=REQUESTER, message=stale)
+        assert answer.status_code == 200
+        bot.wait(lambda: bot.record(message).cancelled_by == REQUESTER, "the cancel to be noted")
+        assert cancels(bot) == [] and bot.slack.ephemerals() == []
+
+        sim.clear_faults()
+        said = bot.wait_reply(message, "cancelled the run")
+        assert "Defender confirms: Cancelled" in said
+        assert ": Cancelled after" in bot.wait_reply(message, "Finished on")
+        bot.wait(bot.settled, "the outbox to drain")
+        [action] = sim.actions()
+        assert action["status"] == "Cancelled"
+        assert [b["Comment"] for b in cancels(bot)] == [
+            f"lrbot {bot.record(message).id} | cancelled by Rae Requester ({REQUESTER})"
+        ]
+        assert len(run_posts(bot)) == 1
+        replies = bot.thread(message)
+        assert [r.split(" ")[0] for r in replies[:3]] == [
+            "Approved",
+            "Submitted",
+            f"<@{REQUESTER}>",
+        ]
+        assert replies[-1].startswith("Finished on ws-001.contoso.com: Cancelled")
+        assert len(replies) == len(set(replies))
