@@ -74,6 +74,9 @@ class Deliverer:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Result items whose output reply is in the thread while their file upload is not:
+        # a retry of the item must not post that reply again.
+        self._replied: set[int] = set()
 
     def start(self) -> None:
         self.results_dir.mkdir(parents=True, exist_ok=True)
@@ -158,13 +161,14 @@ class Deliverer:
             elif item.kind == "reply":
                 self._reply(record, item.payload["text"], item.payload.get("blocks"))
             elif item.kind == "result":
-                self._result(record, int(item.payload["position"]), item.attempts)
+                self._result(record, item)
             else:
                 self._give_up(item, f"unknown outbox item kind {item.kind!r}")
                 return
         except _Permanent as exc:
             self._give_up(item, str(exc))
             return
+        self._replied.discard(item.id)
         self.store.outbox_done(item.id, self.clock())
 
     def _post_request(self, record: RequestRecord) -> None:
@@ -188,8 +192,9 @@ class Deliverer:
             blocks=blocks,
         )
 
-    def _result(self, record: RequestRecord, position: int, attempts: int) -> None:
+    def _result(self, record: RequestRecord, item: OutboxItem) -> None:
         assert record.action_id is not None
+        position = int(item.payload["position"])
         command = record.commands.commands[position - 1]
         try:
             result = self.results.download_result(
@@ -208,7 +213,7 @@ class Deliverer:
             self._reply(record, message.text, message.blocks)
             return
         except DefenderError as exc:
-            raise _Retry(_backoff(attempts), f"result download failed: {exc}") from None
+            raise _Retry(_backoff(item.attempts), f"result download failed: {exc}") from None
         try:
             if isinstance(command, GetFile):
                 name = PureWindowsPath(command.path).name or f"{record.id}-{position}"
@@ -219,11 +224,13 @@ class Deliverer:
                     views.result_file_comment(record, position, result.size, result.sha256),
                 )
             else:
-                self._runscript(record, position, result)
+                self._runscript(record, item.id, position, result)
         finally:
             result.path.unlink(missing_ok=True)
 
-    def _runscript(self, record: RequestRecord, position: int, result: DownloadedResult) -> None:
+    def _runscript(
+        self, record: RequestRecord, item_id: int, position: int, result: DownloadedResult
+    ) -> None:
         try:
             output = read_runscript_output(result)
         except ResultError as exc:
@@ -233,7 +240,9 @@ class Deliverer:
         message = views.reply_runscript_result(
             record, position, output, result.size, result.sha256, self.inline_output_chars
         )
-        self._reply(record, message.text, message.blocks)
+        if item_id not in self._replied:
+            self._reply(record, message.text, message.blocks)
+            self._replied.add(item_id)
         if len(output.script_output) > self.inline_output_chars:
             path = result.path.with_suffix(".txt")
             path.write_text(output.script_output, encoding="utf-8")
@@ -284,6 +293,7 @@ class Deliverer:
         log.error(
             "outbox item %d (%s of %s) dropped: %s", item.id, item.kind, item.request_id, reason
         )
+        self._replied.discard(item.id)
         self.store.outbox_done(item.id, self.clock(), error=reason)
 
 
