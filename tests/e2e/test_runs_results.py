@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from bot.sandbox._slack_records import Message
-from commands.simulator import SimLibraryFile, SimScript
+from commands.simulator import Scenario, SimLibraryFile, SimScript
 from commands.simulator.planning import script_result
 from tests.helpers.bot import CHANNEL, BotHarness
 from tests.helpers.defender import build_scenario
@@ -42,13 +42,17 @@ def test_runscript_output_is_shown_with_exit_code_size_and_sha256(tmp_path: Path
         assert "all good" in blocks and "\\u0000" not in blocks
 
 
-def test_long_output_is_also_uploaded_as_a_file(tmp_path: Path) -> None:
+def with_long_script() -> Scenario:
+    """The test tenant, plus ``long.ps1``, whose output is longer than 100 characters."""
     base = build_scenario()
-    scenario = build_scenario(
+    return build_scenario(
         library=[*base.library, SimLibraryFile(file_name="long.ps1", content=b"'long'")],
         scripts={**base.scripts, "long.ps1": SimScript(seconds=2, output=LONG_OUTPUT)},
     )
-    with run_bot(tmp_path, scenario, env={"LRBOT_INLINE_OUTPUT_CHARS": 100}) as bot:
+
+
+def test_long_output_is_also_uploaded_as_a_file(tmp_path: Path) -> None:
+    with run_bot(tmp_path, with_long_script(), env={"LRBOT_INLINE_OUTPUT_CHARS": 100}) as bot:
         message = approve(bot, "ws-001.contoso.com", "runscript long.ps1")
         replies = finished(bot, message)
         [result] = [r for r in replies if "exited with code" in r]
@@ -65,6 +69,20 @@ def test_long_output_is_also_uploaded_as_a_file(tmp_path: Path) -> None:
         assert replies.index(result) < next(
             i for i, r in enumerate(replies) if r.startswith("Result of Command 1")
         )
+
+
+def test_a_failed_upload_of_long_output_is_retried_without_repeating_the_reply(
+    tmp_path: Path,
+) -> None:
+    with run_bot(tmp_path, with_long_script(), env={"LRBOT_INLINE_OUTPUT_CHARS": 100}) as bot:
+        message = approve(bot, "ws-001.contoso.com", "runscript long.ps1")
+        bot.slack.fail("files.getUploadURLExternal", status=429, retry_after=1, times=1)
+        replies = finished(bot, message)
+        assert len([r for r in replies if "exited with code" in r]) == 1
+        assert len(replies) == len(set(replies))
+        [upload] = [u for u in bot.slack.uploads() if u.completed]
+        assert upload.data == LONG_OUTPUT.encode()
+        assert bot.slack.calls("files.getUploadURLExternal")[0].status == 429
 
 
 def test_getfile_is_uploaded_decompressed_with_its_sha256(tmp_path: Path) -> None:
