@@ -26,6 +26,8 @@ TEXT = str(Block.COMMANDS_TEXT)
 WHY = str(Block.JUSTIFICATION)
 TICKET = str(Block.TICKET)
 
+pytestmark = pytest.mark.usefixtures("no_errors_logged")
+
 
 # --- helpers ---------------------------------------------------------------------------------
 
