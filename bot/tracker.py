@@ -335,9 +335,7 @@ class Tracker:
         states = list(record.command_states)
         replies: list[Callable[[RequestRecord], views.Message]] = []
         started = record.state is RequestState.IN_PROGRESS
-        if not started and (
-            action.status != "Pending" or any(c.start_time for c in action.commands)
-        ):
+        if not started and _reached_device(action):
             # Our timestamps come from our clock; Defender's may be skewed from it.
             changes.update(state=RequestState.IN_PROGRESS, started_at=now)
             replies.append(views.reply_started)
@@ -364,7 +362,9 @@ class Tracker:
             skipped = [
                 i for i, s in enumerate(states, start=1) if s.status not in FINAL_COMMAND_STATUSES
             ]
-            if skipped and action.status != "Succeeded":
+            # Only a failed command skips the rest; a run that never started (the device
+            # stayed offline, or it was cancelled while queued) skipped nothing.
+            if skipped and any(s.status == "Failed" for s in states):
                 replies.append(lambda r: views.reply_skipped(r, skipped))
             changes.update(state=RequestState.FINISHED, finished_at=now)
             elapsed = _elapsed(action, record, now)
@@ -405,6 +405,13 @@ class Tracker:
         if update_message or reply is not None:
             transition.send("update_request")
         return self.store.transition(record.id, transition, now, expect=expect)
+
+
+def _reached_device(action: MachineAction) -> bool:
+    """Whether the action started: one still queued can end (TimeOut, Cancelled) unstarted."""
+    return action.status == "InProgress" or any(
+        c.start_time or c.command_status != "Created" for c in action.commands
+    )
 
 
 def _elapsed(action: MachineAction, record: RequestRecord, now: datetime) -> float:
