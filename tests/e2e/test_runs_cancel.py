@@ -179,3 +179,23 @@ def test_a_cancel_while_the_submission_is_unconfirmed_cancels_the_action_once_fo
         ]
         assert replies[-1].startswith("Finished on ws-001.contoso.com: Cancelled")
         assert len(replies) == len(set(replies))
+
+
+def test_a_run_cancelled_while_queued_on_an_offline_device_never_says_running(
+    tmp_path: Path,
+) -> None:
+    with run_bot(tmp_path) as bot:
+        message = approve(bot, "laptop-7.contoso.com", "runscript ok.ps1")
+        bot.wait_reply(message, "Submitted to Defender")
+        bot.wait(lambda: str(Action.CANCEL) in bot.buttons(message), "the Cancel button")
+        bot.click(Action.CANCEL, message, APPROVER)
+        bot.wait_reply(message, "cancelled the run")
+        assert ": Cancelled after" in bot.wait_reply(message, "Finished on")
+        bot.wait(bot.settled, "the outbox to drain")
+        assert [r.split(" ")[0] for r in bot.thread(message)] == [
+            "Approved",
+            "Submitted",
+            f"<@{APPROVER}>",
+            "Finished",
+        ]
+        assert len(cancels(bot)) == 1

@@ -121,3 +121,25 @@ def test_defender_refusing_the_run_is_said_once_and_not_retried(tmp_path: Path) 
         assert "refused by Defender" in current.text
         assert "Live response is not allowed on machines of device group" in current.text
         assert bot.buttons(message) == set()
+
+
+def test_a_device_that_never_connects_times_out_in_the_queue_with_nothing_run(
+    tmp_path: Path,
+) -> None:
+    with run_bot(tmp_path) as bot:
+        message = approve(bot, "laptop-7.contoso.com", "runscript ok.ps1; getfile C:\\Temp\\a.txt")
+        bot.wait_reply(message, "Submitted to Defender")
+        bot.advance(2 * 3600 + 1)  # Defender's queue limit
+        final = bot.wait_reply(message, "Finished on")
+        assert final.startswith("Finished on laptop-7.contoso.com: TimeOut after 2 h.")
+        assert "0 of 2 commands completed" in final
+        bot.wait(bot.settled, "the outbox to drain")
+        # It never ran, and no command failed: nothing says otherwise.
+        assert [r.split(" ")[0] for r in bot.thread(message)] == [
+            "Approved",
+            "Submitted",
+            "Finished",
+        ]
+        current = bot.current(message)
+        assert ": TimeOut." in current.text and "1 not run, 2 not run" in current.text
+        assert bot.record(message).started_at is None
