@@ -198,6 +198,21 @@ def test_user_group_approver_approves_and_the_run_goes_to_defender(tmp_path: Pat
         assert_slack_accepts_everything_sent(bot.slack)
 
 
+def test_an_unreadable_user_group_grants_nothing(tmp_path: Path) -> None:
+    with running_bot(tmp_path) as bot:
+        message, record = ask(bot)
+        bot.slack.fail("usergroups.users.list", "missing_scope")
+
+        bot.click(Action.APPROVE, message, APPROVER_2)
+
+        told(bot, APPROVER_2, "You are not an approver for live response")
+        assert_unchanged(bot, message, record)
+
+        # Once Slack answers again the group counts (a failure is not cached).
+        bot.click(Action.APPROVE, message, APPROVER_2)
+        assert bot.wait_reply(message, "Approved by").startswith(f"Approved by <@{APPROVER_2}>")
+
+
 # --- one decision, however many clicks -------------------------------------------------------
 
 

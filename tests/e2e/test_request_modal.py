@@ -18,8 +18,19 @@ from bot.sandbox import FakeSlack
 from bot.sandbox._slack_records import Message, OpenedView
 from bot.sandbox.slack_requests import STALE, TAMPERED, WRONG_SECRET, Signing, state_values
 from bot.views.common import utc_text
+from commands.simulator import Fault
 from tests.e2e.slack_checks import assert_slack_accepts_everything_sent
-from tests.helpers.bot import APPROVER, CHANNEL, JUSTIFICATION, REQUESTER, BotHarness, running_bot
+from tests.helpers.bot import (
+    APPROVER,
+    APPROVER_2,
+    CHANNEL,
+    JUSTIFICATION,
+    LEADS,
+    REQUESTER,
+    BotHarness,
+    running_bot,
+)
+from tests.helpers.defender import machine
 
 DEVICE = str(Block.DEVICE)
 TEXT = str(Block.COMMANDS_TEXT)
@@ -194,6 +205,20 @@ FIELD_ERRORS: list[tuple[str, int, dict[str, str], str, list[str]]] = [
         ["2 machines", "ws-001.contoso.com", "ws-001.fabrikam.com"],
     ),
     (
+        "two machines with one name are told apart by id",
+        1,
+        {DEVICE: "twin.contoso.com", TEXT: "getfile C:\\Temp\\a.txt"},
+        DEVICE,
+        [f"twin.contoso.com ({machine(7)})", f"twin.contoso.com ({machine(8)})"],
+    ),
+    (
+        "unknown machine id",
+        1,
+        {DEVICE: machine(99), TEXT: "getfile C:\\Temp\\a.txt"},
+        DEVICE,
+        [f"Machine {machine(99)} was not found"],
+    ),
+    (
         "getfile before putfile names the command",
         1,
         {DEVICE: "ws-001.contoso.com", TEXT: "getfile C:\\Temp\\a.txt; putfile tool.exe"},
@@ -287,17 +312,57 @@ def test_field_errors_land_under_the_field_and_nothing_is_posted(
         assert bot.slack.view(opened.id).updates == rows - 1  # the modal itself is unchanged
 
 
-def test_missing_justification_is_a_field_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("why", ["", "  \n "], ids=["empty", "blank"])
+def test_missing_justification_is_a_field_error(tmp_path: Path, why: str) -> None:
     with running_bot(tmp_path) as bot:
         opened = bot.slash("ws-001.contoso.com getfile C:\\Temp\\a.txt")
 
-        answer = bot.submit(opened, initial_values(opened.view))
+        answer = bot.submit(opened, {**initial_values(opened.view), WHY: why})
 
         assert answer == {
             "response_action": "errors",
             "errors": {WHY: "Say why this run is needed: the approver reads it."},
         }
         assert_nothing_requested(bot)
+
+
+@pytest.mark.parametrize(
+    ("path", "block"), [("^/api/machines$", DEVICE), ("^/api/libraryfiles$", TEXT)]
+)
+def test_defender_refusing_a_lookup_is_said_under_the_field(
+    tmp_path: Path, path: str, block: str
+) -> None:
+    with running_bot(tmp_path) as bot:
+        bot.defender.sim.fault(Fault(method="GET", path_regex=path, status=403))
+        opened = bot.slash("ws-001.contoso.com getfile C:\\Temp\\a.txt")
+
+        answer = bot.submit(opened, {**initial_values(opened.view), WHY: JUSTIFICATION})
+
+        assert list(answer["errors"]) == [block]
+        assert answer["errors"][block].startswith("Defender refused the lookup: ")
+        assert "403" in answer["errors"][block]
+        assert_nothing_requested(bot)
+
+        # Submitting again once Defender answers goes through.
+        assert bot.submit(opened, {**initial_values(opened.view), WHY: JUSTIFICATION}) == {}
+        bot.wait(lambda: bot.slack.messages(CHANNEL), "the request message")
+
+
+@pytest.mark.parametrize(
+    ("typed", "name"),
+    [
+        ("WS-001.Contoso.com.", "ws-001.contoso.com"),
+        (machine(1), "ws-001.contoso.com"),
+        ("ws-0011", "ws-0011.contoso.com"),
+        ("laptop", "laptop-7.contoso.com"),
+    ],
+    ids=["case and trailing dot", "machine id", "first label", "unique prefix"],
+)
+def test_the_device_may_be_named_loosely(tmp_path: Path, typed: str, name: str) -> None:
+    with running_bot(tmp_path) as bot:
+        message = bot.request(typed, "getfile C:\\Temp\\a.txt")
+
+        assert f"*Name*\n{name}" in shown(message)
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
@@ -464,6 +529,19 @@ def test_someone_not_on_the_requesters_list_gets_a_notice_and_cannot_submit(
         assert f"<@{APPROVER}>" in message.text
         assert bot.slack.views()[-1].updates == 0
         assert_slack_accepts_everything_sent(bot.slack)
+
+
+def test_a_user_group_may_be_the_requesters_list(tmp_path: Path) -> None:
+    with running_bot(tmp_path, env={"LRBOT_REQUESTERS": LEADS}) as bot:
+        message = bot.request("ws-001.contoso.com", "getfile C:\\Temp\\a.txt", user=APPROVER_2)
+        assert f"<@{APPROVER_2}>" in message.text
+
+        opened = bot.slash("", user=REQUESTER)
+
+        assert (
+            "not on the list" in modal_updated(bot, opened.id, 1).view["blocks"][0]["text"]["text"]
+        )
+        assert {c.params["usergroup"] for c in bot.slack.calls("usergroups.users.list")} == {LEADS}
 
 
 # --- signatures ------------------------------------------------------------------------------
