@@ -77,3 +77,24 @@ def test_no_log_record_carries_a_download_link_or_a_token(
         logged = record.getMessage() + str(record.exc_text or "")
         for secret in secrets:
             assert secret not in logged, f"{record.name} logged {secret[:8]}…: {logged[:300]}"
+
+
+def test_replies_owed_while_slack_is_down_survive_a_restart_once_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.outbox._backoff", lambda attempts: 0.3)
+    with run_bot(tmp_path) as bot:
+        calm = approve(bot, "ws-001.contoso.com", COMMANDS)
+        bot.wait_reply(calm, "Submitted to Defender")
+        expected = run_to_the_end(bot, calm)
+
+        message = approve(bot, "ws-001.contoso.com", COMMANDS)
+        bot.wait_reply(message, "Submitted to Defender")
+        bot.slack.fail("chat.postMessage", status=503, times=None)  # down until cleared
+        bot.advance(60)
+        bot.wait(lambda: bot.record(message).action_status == "Succeeded", "the run's end")
+        assert not bot.settled()
+        bot.restart()
+        bot.slack.clear_failures()
+        assert run_to_the_end(bot, message) == expected
+        assert len(bot.slack.uploads()) == 2
