@@ -3,14 +3,16 @@ limit, a restart mid-run, and one poll for every running action."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
+from bot.ids import Action
 from bot.records import RequestState
 from commands.simulator import Fault
-from tests.helpers.bot import BotHarness
+from tests.helpers.bot import APPROVER, BotHarness
 from tests.helpers.defender import machine, transport
 from tests.helpers.runs import approve, polls, run_bot, run_posts, wait_polls
 
@@ -48,7 +50,10 @@ def test_a_device_busy_with_someone_elses_action_queues_the_run_until_it_ends(
 ) -> None:
     with run_bot(tmp_path) as bot:
         other = someone_elses_run(bot, WS_001)
-        message = approve(bot, "ws-001.contoso.com", "runscript ok.ps1")
+        message = bot.request("ws-001.contoso.com", "runscript ok.ps1")
+        warning = f"The device already has a live response action running (`{other}`)"
+        assert warning in json.dumps(message.blocks)
+        bot.click(Action.APPROVE, message, APPROVER)
         waiting = bot.wait_reply(message, "Approved and queued")
         assert "the device already has a live response action" in waiting
         assert "this run starts when that one ends" in waiting
@@ -60,6 +65,7 @@ def test_a_device_busy_with_someone_elses_action_queues_the_run_until_it_ends(
         # Followed in the batched poll, not by POSTing again at every pass.
         assert len(run_posts(bot)) == 2  # someone else's, and ours refused as busy
         assert other in polls(bot)[-1].query["$filter"]
+        bot.wait(bot.settled, "the outbox to drain")
         assert "Queued: the device already has" in bot.current(message).text
 
         bot.advance(60)  # the other action ends
@@ -114,13 +120,15 @@ def test_defenders_rate_limit_delays_the_submission_which_happens_once(tmp_path:
         message = approve(bot, "ws-001.contoso.com", "runscript ok.ps1")
         waiting = bot.wait_reply(message, "Approved and queued")
         assert "Defender's rate limit: trying again in 1 s" in waiting
-        throttled_at = datetime.now(UTC)
         submitted = bot.wait_reply(message, "Submitted to Defender")
-        assert (datetime.now(UTC) - throttled_at).total_seconds() >= 0.5  # it waited
         posts = run_posts(bot)
         assert len(posts) == 2  # the throttled one, then the one Defender took
         record = bot.record(message)
         assert record.action_id in submitted and len(ours(bot, record.id)) == 1
+        events = bot.store_runtime.store.events_of(record.id)
+        [throttled] = [e["at"] for e in events if e["kind"] == "throttled"]
+        [retried] = [e["at"] for e in events if e["kind"] == "submitting"][1:]
+        assert (retried - throttled).total_seconds() >= 0.8  # Retry-After was honoured
 
         bot.advance(60)
         bot.wait_reply(message, "Finished on")
