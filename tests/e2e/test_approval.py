@@ -240,24 +240,37 @@ def test_two_approvers_at_the_same_moment_make_one_decision(tmp_path: Path) -> N
         assert_slack_accepts_everything_sent(bot.slack)
 
 
-def test_approve_and_reject_at_the_same_moment_make_one_decision(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("other", "by", "ended"),
+    [
+        (Action.REJECT, APPROVER_2, RequestState.REJECTED),
+        (Action.WITHDRAW, REQUESTER, RequestState.WITHDRAWN),
+    ],
+    ids=["reject", "withdraw"],
+)
+def test_approve_and_another_decision_at_the_same_moment_make_one(
+    tmp_path: Path, other: Action, by: str, ended: RequestState
+) -> None:
     with running_bot(tmp_path) as bot:
         message, _ = ask(bot)
         clicks = [
             build_click(bot, Action.APPROVE, message, APPROVER),
-            build_click(bot, Action.REJECT, message, APPROVER_2),
+            build_click(bot, other, message, by),
         ]
 
         click_together(bot, clicks)
 
-        record = bot.wait_state(message, RequestState.PENDING, RequestState.REJECTED)
-        loser = APPROVER_2 if record.decided_by == APPROVER else APPROVER
+        record = bot.wait_state(message, RequestState.PENDING, ended)
+        loser = by if record.state is RequestState.PENDING else APPROVER
         told(bot, loser, "already decided")
         bot.wait(bot.settled, "the outbox to drain")
-        decisions = replies_saying(bot, message, "Approved by") + replies_saying(
-            bot, message, "Rejected by"
-        )
+        decisions = [
+            reply
+            for said in ("Approved by", "Rejected by", "Withdrawn by")
+            for reply in replies_saying(bot, message, said)
+        ]
         assert len(decisions) == 1
+        assert len(bot.slack.ephemerals()) == 1
         assert len(runs_sent(bot)) == (1 if record.state is RequestState.PENDING else 0)
 
 

@@ -365,6 +365,21 @@ def test_the_device_may_be_named_loosely(tmp_path: Path, typed: str, name: str) 
         assert f"*Name*\n{name}" in shown(message)
 
 
+def test_a_form_the_bot_cannot_read_asks_for_a_fresh_one(tmp_path: Path) -> None:
+    with running_bot(tmp_path) as bot:
+        opened = bot.slash("ws-001.contoso.com getfile C:\\Temp\\a.txt")
+        old = copy.deepcopy(opened.view) | {"private_metadata": '{"version": 0}'}
+        values = {**initial_values(opened.view), WHY: JUSTIFICATION}
+        state = {block: {str(Action.VALUE): value} for block, value in values.items()}
+
+        answer = bot.send.view_submission(old, REQUESTER, state).json()
+
+        assert answer["errors"] == {
+            WHY: "This form is out of date: close it and run the slash command again."
+        }
+        assert_nothing_requested(bot)
+
+
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     with running_bot(tmp_path) as bot:
         opened = bot.slash("")
