@@ -16,6 +16,7 @@ LiveResponseError
     │   └── ServerError             5xx
     ├── TransportError          no answer (connection, timeout) after bounded retries
     ├── OutcomeUnknown          a POST's outcome is unknown: reconcile, never repeat
+    ├── BudgetExhausted         our pacing of the API limits found no room in time (retry_after)
     ├── MachineLookupError      a host name matched no machine, or several (candidates)
     └── ResultError             a result could not be fetched or decoded
         └── ResultTooLarge
@@ -28,6 +29,7 @@ __all__ = [
     "ApiError",
     "AuthenticationError",
     "BadRequest",
+    "BudgetExhausted",
     "CommandError",
     "ConfigurationError",
     "DefenderError",
@@ -159,6 +161,21 @@ class OutcomeUnknown(DefenderError):
         super().__init__(f"{operation}: outcome unknown ({cause}); reconcile before retrying")
         self.operation = operation
         self.cause = cause
+
+
+class BudgetExhausted(DefenderError):
+    """Defender's API limits, as we pace them, leave no room in time; nothing was sent.
+
+    ``retry_after`` is the number of seconds until a call fits again.
+    """
+
+    def __init__(self, retry_after: float, detail: str = "") -> None:
+        where = f" ({detail})" if detail else ""
+        super().__init__(
+            f"Defender's API call budget is spent{where}; room again in {retry_after:.1f} s"
+        )
+        self.retry_after = retry_after
+        self.detail = detail
 
 
 class MachineLookupError(DefenderError):
