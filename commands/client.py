@@ -4,10 +4,15 @@ Reads (GET) are retried on 5xx, on short 429s and on transport errors, with full
 backoff through the injected ``sleep``. Writes (run, cancel) are never repeated: once a
 POST may have reached Defender, a lost answer or a 5xx raises ``OutcomeUnknown`` and the
 caller reconciles (``actions_for_machine``) before it ever sends the request again.
+
+With a ``CallBudget``, every request to a non-run endpoint (each GET attempt, each page,
+each result link, and cancel) first takes a call from it; ``runliveresponse`` has its own
+limit and the result download goes to storage, not to the API, so neither is counted.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
 import time
@@ -23,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 
 from commands import odata
 from commands.auth import DefenderAuth, MsalTokenProvider, TokenProvider
+from commands.budget import CallBudget, Priority
 from commands.config import DefenderSettings
 from commands.download import RetryableDownload, download_client, fetch_result
 from commands.errors import (
@@ -94,6 +100,10 @@ class DefenderClient:
         max_get_retries: int = 3,
         max_throttle_wait_seconds: float = 60.0,
         rng: random.Random | None = None,
+        budget: CallBudget | None = None,
+        priority: Priority = Priority.BACKGROUND,
+        max_budget_wait_seconds: float = 30.0,
+        interactive_budget_wait_seconds: float = 1.5,
     ) -> None:
         provider = token_provider or MsalTokenProvider(settings)
         timeout = httpx.Timeout(settings.timeout_seconds)
@@ -111,6 +121,11 @@ class DefenderClient:
         self._max_get_retries = max_get_retries
         self._max_throttle_wait = max_throttle_wait_seconds
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._budget = budget
+        self._priority = priority
+        self._max_budget_wait = max_budget_wait_seconds
+        self._interactive_budget_wait = interactive_budget_wait_seconds
+        self._owns_http = True
 
     def __enter__(self) -> DefenderClient:
         return self
@@ -121,11 +136,31 @@ class DefenderClient:
         self.close()
 
     def close(self) -> None:
-        """Close both HTTP clients."""
-        self._http.close()
-        self._download.close()
+        """Close both HTTP clients; a view from ``interactive()`` closes nothing."""
+        if self._owns_http:
+            self._http.close()
+            self._download.close()
+
+    @property
+    def budget(self) -> CallBudget | None:
+        """The call budget this client spends from, if any (shared with its views)."""
+        return self._budget
+
+    def interactive(self) -> DefenderClient:
+        """This client for calls a person waits on: the budget's interactive reserve and a
+        short wait for it (Slack gives 3 s). Connections, tokens and budget are shared."""
+        view = copy.copy(self)
+        view._priority = Priority.INTERACTIVE
+        view._max_budget_wait = self._interactive_budget_wait
+        view._owns_http = False
+        return view
 
     # --- plumbing ---------------------------------------------------------------------
+
+    def _spend(self) -> None:
+        """Take one call from the budget (if any) before a request to a non-run endpoint."""
+        if self._budget is not None:
+            self._budget.acquire(self._priority, max_wait=self._max_budget_wait, sleep=self._sleep)
 
     def _log(self, response: httpx.Response) -> None:
         request = response.request
@@ -162,6 +197,7 @@ class DefenderClient:
         """GET and decode JSON, retrying what is safe to retry."""
         attempt = 0
         while True:
+            self._spend()
             try:
                 response = self._http.get(url, params=params)
             except httpx.TransportError as exc:
@@ -188,8 +224,12 @@ class DefenderClient:
             path = response.request.url.path
             raise DefenderError(f"Defender's answer to {path} is not JSON") from None
 
-    def _post(self, path: str, body: dict[str, Any], operation: str) -> Any:
+    def _post(
+        self, path: str, body: dict[str, Any], operation: str, *, budgeted: bool = True
+    ) -> Any:
         """POST once; never repeated once it may have been received."""
+        if budgeted:
+            self._spend()
         try:
             response = self._http.post(path, json=body)
         except _NOT_SENT as exc:
@@ -259,7 +299,8 @@ class DefenderClient:
     ) -> MachineAction:
         """Start a live response action; never retried (see ``OutcomeUnknown``)."""
         path = f"/api/machines/{_segment(machine_id)}/runliveresponse"
-        data = self._post(path, sequence.to_request(comment), "run live response")
+        # Its own limit (10 a minute), which the tracker keeps: not the non-run budget.
+        data = self._post(path, sequence.to_request(comment), "run live response", budgeted=False)
         try:
             return MachineAction.model_validate(data)
         except ValidationError:
