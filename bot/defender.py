@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import httpx
 
 from commands.auth import MsalTokenProvider
+from commands.budget import CallBudget
 from commands.client import DefenderClient
 from commands.config import DefenderSettings, load_defender_settings
 from commands.simulator import ScaledClock, Scenario, SimulatorServer, demo_scenario
@@ -25,10 +26,20 @@ log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
-def real_defender(settings: DefenderSettings) -> Iterator[DefenderClient]:
-    """A client for the tenant the settings name; TLS trust from the environment."""
+def real_defender(
+    settings: DefenderSettings, *, budget: CallBudget | None = None
+) -> Iterator[DefenderClient]:
+    """A client for the tenant the settings name; TLS trust from the environment.
+
+    ``budget`` paces its calls; by default a new ``CallBudget()`` (Defender's limits):
+    one client, so one budget, per process.
+    """
     settings.require_credentials()
-    client = DefenderClient(settings, token_provider=MsalTokenProvider(settings))
+    client = DefenderClient(
+        settings,
+        token_provider=MsalTokenProvider(settings),
+        budget=budget if budget is not None else CallBudget(),
+    )
     try:
         yield client
     finally:
@@ -37,9 +48,16 @@ def real_defender(settings: DefenderSettings) -> Iterator[DefenderClient]:
 
 @contextlib.contextmanager
 def simulated_defender(
-    scenario: Scenario | None = None, *, time_scale: float = 1.0
+    scenario: Scenario | None = None,
+    *,
+    time_scale: float = 1.0,
+    budget: CallBudget | None = None,
 ) -> Iterator[tuple[DefenderClient, SimulatorServer]]:
-    """A simulator on loopback and a client signed in to it through MSAL."""
+    """A simulator on loopback and a client signed in to it through MSAL.
+
+    ``budget`` as for ``real_defender``; it counts real seconds, so with ``time_scale``
+    above 1 it paces more strictly than the simulator's faster clock requires.
+    """
     scenario = scenario or demo_scenario()
     with SimulatorServer(scenario, clock=ScaledClock(time_scale), tls=True) as sim:
         assert sim.ca_pem_path is not None
@@ -57,6 +75,7 @@ def simulated_defender(
             token_provider=MsalTokenProvider(settings, http_client=msal_http),
             transport=httpx.HTTPTransport(verify=trust),
             download_transport=httpx.HTTPTransport(verify=trust),
+            budget=budget if budget is not None else CallBudget(),
         )
         log.info("Defender simulator at %s", sim.base_url)
         try:

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from commands.budget import CallBudget
 from commands.client import DefenderClient
 from commands.config import DefenderSettings, load_defender_settings
 from commands.simulator import (
@@ -170,13 +171,23 @@ class Harness:
         values.update(overrides)
         return load_defender_settings(**values)
 
-    def client(self, settings: DefenderSettings | None = None, **options: Any) -> DefenderClient:
+    def client(
+        self,
+        settings: DefenderSettings | None = None,
+        *,
+        budget: CallBudget | None = None,
+        **options: Any,
+    ) -> DefenderClient:
+        """A client with recorded sleeps. No budget unless given: tests that poll fast would
+        spend a real one in seconds (give one on ``self.clock.now`` to pace in Defender's time).
+        """
         values: dict[str, Any] = {
             "token_provider": self.tokens,
             "transport": transport(),
             "download_transport": transport(),
             "sleep": self.sleep,
             "rng": random.Random(7),
+            "budget": budget,
         }
         values.update(options)
         return DefenderClient(settings or self.settings(), **values)
