@@ -97,7 +97,10 @@ class Intake:
         library_ttl_seconds: float = 60.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._defender = defender
+        # An analyst waits on these lookups: a client that has an interactive view (the
+        # budget's reserve, a short wait for it) lends it; fakes are used as they are.
+        interactive = getattr(defender, "interactive", None)
+        self._defender: DefenderLookups = interactive() if callable(interactive) else defender
         self._deadline = deadline_seconds
         self._library = _LibraryCache(library_ttl_seconds, monotonic)
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="intake")

@@ -19,9 +19,11 @@ from bot.directory import Directory
 from bot.lifecycle import Lifecycle, defender_comment
 from bot.records import CommandState, RequestRecord, RequestState
 from bot.store import Store, Transition
+from commands.budget import CallBudget
 from commands.errors import (
     ActiveRequestAlreadyExists,
     ApiError,
+    BudgetExhausted,
     DefenderError,
     OutcomeUnknown,
     Throttled,
@@ -67,6 +69,7 @@ class Tracker:
         runs_per_minute: int = 10,
         max_active: int = 25,
         wake_outbox: Callable[[], None] = lambda: None,
+        budget: CallBudget | None = None,
     ) -> None:
         self.store = store
         self.defender = defender
@@ -84,6 +87,11 @@ class Tracker:
         # Machine id → someone else's action holding that device, followed in the batched
         # poll: POSTing again every poll until it ends would spend the run rate (10/min).
         self._blockers: dict[str, str] = {}
+        # Defender's non-run API budget, shared with everything else that calls Defender:
+        # when its hour runs short, polls (one call each) come further apart.
+        self.budget = budget
+        self._poll_calls = 0
+        self._stretched = False
 
     # -- running ------------------------------------------------------------------------
 
@@ -107,8 +115,18 @@ class Tracker:
                 self.tick()
             except Exception:
                 log.exception("tracker tick failed; trying again next interval")
-            self._wake.wait(self.poll_seconds)
+            self._wake.wait(self._interval())
             self._wake.clear()
+
+    def _interval(self) -> float:
+        """The poll interval, stretched when the budget's hour runs short."""
+        if self.budget is None:
+            return self.poll_seconds
+        interval = self.budget.stretched_interval(self.poll_seconds, self._poll_calls)
+        if (interval > self.poll_seconds) != self._stretched:
+            self._stretched = not self._stretched
+            log.info("polling every %.1f s (%s)", interval, self.budget.snapshot())
+        return interval
 
     def _recover(self) -> None:
         """A submission in flight when the process stopped has an unknown outcome."""
@@ -308,10 +326,14 @@ class Tracker:
     def _poll(self) -> None:
         running = self.store.in_states([RequestState.PENDING, RequestState.IN_PROGRESS])
         ids = [r.action_id for r in running if r.action_id] + list(self._blockers.values())
+        self._poll_calls = 1 if ids else 0  # one call holds about 37 ids: all of them
         if not ids:
             return
         try:
             actions = self.defender.get_actions(ids)
+        except BudgetExhausted as exc:
+            log.info("poll of %d actions waits for Defender's API budget: %s", len(ids), exc)
+            return
         except DefenderError as exc:
             log.warning("poll of %d actions failed: %s", len(ids), exc)
             return
