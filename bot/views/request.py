@@ -198,10 +198,9 @@ def _status(record: RequestRecord, now: datetime) -> str:
     """What happened and what happens next, for the state the request is in."""
     state = record.state
     if state is RequestState.AWAITING_APPROVAL:
-        left = seconds_between(now, record.expires_at)
-        due = f"in {human_duration(left)}" if left > 0 else "now"
+        # An absolute time only: a countdown would be frozen at posting and wrong soon after.
         return (
-            f"Approval expires {slack_date(record.expires_at)} ({due})."
+            f"Approval expires {slack_date(record.expires_at)}."
             " A second analyst approves or rejects it; the requester can withdraw it."
         )
     if state is RequestState.REJECTED:
