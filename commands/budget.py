@@ -55,14 +55,14 @@ def wait_for_room(times: Sequence[float], allowed: int, now: float, seconds: flo
 
 
 def paced_interval(leaving_in: Sequence[float], allowed: int, calls_per_poll: int) -> float:
-    """The shortest interval between polls (the first one interval from now) that never
-    needs more than ``allowed`` calls in the window.
+    """The shortest interval between polls of ``calls_per_poll`` calls (the first one an
+    interval from now) that never needs more than ``allowed`` calls in the window.
 
-    ``leaving_in`` holds, soonest first, the seconds until each call now in the window
-    leaves it; the last entry is the window's length, when the calls of the first poll
-    would start to leave. Before the i-th call leaves (i counted from 0), the window has
-    room for ``allowed - len + i`` calls, so for ``m`` polls; the next poll must come no
-    earlier than that call's departure, which the interval must stretch to reach.
+    ``leaving_in``: the seconds until each call now in the window leaves it, soonest first,
+    then the window's length (when the first poll's own calls begin to leave). Until the
+    entry at position ``i``, ``i`` calls have left, so ``allowed - used + i`` calls fit:
+    ``m`` polls. Poll ``m + 1`` must not come sooner, so the interval is at least
+    ``leaving_in[i] / (m + 1)``.
     """
     used = len(leaving_in) - 1
     interval = 0.0
