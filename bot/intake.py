@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from bot import views
 from bot.ids import Block, row_block
 from bot.modal import ModalValues
-from commands.errors import CommandError, DefenderError, MachineLookupError
+from commands.errors import CommandError, DefenderError, MachineLookupError, NotFound
 from commands.models import CommandSequence, GetFile, PutFile, RunScript, check_order
 from commands.syntax import parse_command, parse_sequence
 from commands.wire import LibraryFile, Machine, MachineAction
@@ -212,6 +212,10 @@ class Intake:
             log.warning("Defender lookup for the request modal timed out (%s)", block)
         except MachineLookupError as exc:
             errors.setdefault(block, views.sentence(str(exc)))
+        except NotFound:
+            errors.setdefault(
+                block, "No machine in Defender has this id; check it, or give a hostname."
+            )
         except DefenderError as exc:
             if not optional:
                 errors.setdefault(block, f"Defender refused the lookup: {exc}")

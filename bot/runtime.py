@@ -85,11 +85,13 @@ def build_runtime(
         max_result_bytes=settings.max_result_bytes,
         inline_output_chars=settings.inline_output_chars,
     )
+    # A cancel is an analyst's click: it takes the interactive share of the call budget.
+    defender_for_people = defender.interactive() if hasattr(defender, "interactive") else defender
     lifecycle = Lifecycle(
         store,
         policy,
         directory,
-        defender,
+        defender_for_people,
         approval_ttl=timedelta(seconds=settings.approval_ttl_seconds),
         clock=clock,
     )

@@ -278,7 +278,9 @@ class Tracker:
 
     def _reconcile(self, record: RequestRecord) -> None:
         """Find the action a lost answer created, by the request id in its Comment."""
-        since = (record.submitted_at or record.created_at) - timedelta(minutes=5)
+        # A day back: the request id in the Comment makes the match exact, and the wide
+        # window keeps it exact even when our clock and Defender's disagree by hours.
+        since = (record.submitted_at or record.created_at) - timedelta(days=1)
         try:
             actions = self.defender.actions_for_machine(record.machine_id, since)
         except DefenderError as exc:

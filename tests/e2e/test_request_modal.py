@@ -216,7 +216,7 @@ FIELD_ERRORS: list[tuple[str, int, dict[str, str], str, list[str]]] = [
         1,
         {DEVICE: machine(99), TEXT: "getfile C:\\Temp\\a.txt"},
         DEVICE,
-        [f"Machine {machine(99)} was not found"],
+        ["No machine in Defender has this id"],
     ),
     (
         "getfile before putfile names the command",
