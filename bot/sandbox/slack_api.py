@@ -75,8 +75,7 @@ class FakeSlack:
         """
         self.token = token
         self._cond = threading.Condition(threading.RLock())
-        self._server = ThreadingHTTPServer((host, 0), _Handler)
-        self._server.daemon_threads = True
+        self._server = _Server((host, 0), _Handler)
         self._server.fake = self  # type: ignore[attr-defined]
         host_, port = self._server.server_address[:2]
         self.root_url = f"http://{host_!s}:{port}/"
@@ -382,6 +381,13 @@ class _Reply:
     ) -> None:
         self.status, self.json, self.headers = status, body, headers or {}
         self.text = text if text is not None else json.dumps(body)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # socketserver's listen backlog is 5: a burst of bot calls overflowed it, and every
+    # connection dropped there waited for the 1 s SYN retransmit.
+    request_queue_size = 128
 
 
 class _Handler(BaseHTTPRequestHandler):
