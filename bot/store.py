@@ -117,6 +117,9 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC)
 
 
+_READ_ONLY = "lrbot_read_only"
+
+
 def _make_engine(url: str) -> Engine:
     if not url.startswith("sqlite"):
         return sa.create_engine(url, pool_pre_ping=True)
@@ -127,7 +130,7 @@ def _make_engine(url: str) -> Engine:
 
     @sa.event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy, not the driver, open transactions, and open them as writers
+        # Let SQLAlchemy, not the driver, open transactions, and open writes as writers
         # (BEGIN IMMEDIATE): a reader upgraded to a writer fails at once under WAL.
         dbapi_connection.isolation_level = None
         dbapi_connection.execute("PRAGMA journal_mode=WAL")
@@ -135,7 +138,11 @@ def _make_engine(url: str) -> Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Reads take no lock: under WAL they see a snapshot, neither waiting for a writer nor
+        # holding one up. Taking the write lock for them queued every click's lookup behind
+        # the outbox's and the tracker's writes, and SQLite's busy wait sleeps in steps.
+        read_only = connection.get_execution_options().get(_READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -145,6 +152,8 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.engine = _make_engine(url)
+        # Transactions that only read: ``engine.begin()`` for anything that writes.
+        self._reader = self.engine.execution_options(**{_READ_ONLY: True})
         metadata.create_all(self.engine)
 
     def close(self) -> None:
@@ -167,7 +176,7 @@ class Store:
             self._write_extras(conn, record.id, transition, now)
 
     def get(self, request_id: str) -> RequestRecord | None:
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             return self._load(conn, request_id)
 
     def transition(
@@ -204,7 +213,7 @@ class Store:
 
     def in_states(self, states: Sequence[RequestState]) -> list[RequestRecord]:
         """Requests in the given states, oldest first."""
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             ids = conn.execute(
                 sa.select(requests.c.id)
                 .where(requests.c.state.in_([str(s) for s in states]))
@@ -213,7 +222,7 @@ class Store:
             return [r for r in (self._load(conn, i) for i in list(ids)) if r is not None]
 
     def count_submitted_since(self, since: datetime) -> int:
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             count = conn.execute(
                 sa.select(sa.func.count())
                 .select_from(requests)
@@ -222,7 +231,7 @@ class Store:
             return int(count)
 
     def count_active(self) -> int:
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             count = conn.execute(
                 sa.select(sa.func.count())
                 .select_from(requests)
@@ -235,7 +244,7 @@ class Store:
             return int(count)
 
     def events_of(self, request_id: str) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             rows = conn.execute(
                 sa.select(events).where(events.c.request_id == request_id).order_by(events.c.id)
             ).mappings()
@@ -245,7 +254,7 @@ class Store:
 
     def due_outbox(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
         """Undelivered items in creation order, up to the first one that must still wait."""
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             rows = conn.execute(
                 sa.select(outbox)
                 .where(outbox.c.done_at.is_(None))
@@ -284,7 +293,7 @@ class Store:
             )
 
     def next_outbox_time(self) -> datetime | None:
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             value = conn.execute(
                 sa.select(sa.func.min(outbox.c.not_before)).where(outbox.c.done_at.is_(None))
             ).scalar_one_or_none()
