@@ -7,13 +7,17 @@ import base64
 import gzip
 import hashlib
 import json
+import socket
 import ssl
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -747,6 +751,39 @@ def test_dropped_post_still_creates_the_action(env: Env) -> None:
     mine = env.actions(**{"$filter": f"machineId eq '{ACTIVE}'"}).json()["value"]
     assert [a["requestorComment"] for a in mine] == ["request 42"]
     assert env.run(ACTIVE, script("ok.ps1")).status_code == 400  # it is active
+
+
+def test_a_held_post_creates_the_action_and_answers_once_released(env: Env) -> None:
+    held = env.sim.fault(Fault(method="POST", path_regex=r"/runliveresponse$", hold=True))
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(env.run, ACTIVE, script("ok.ps1"), comment="request 43")
+        assert held.arrived.wait(5)
+        [action] = env.sim.actions()  # it exists while its answer waits
+        assert action["requestorComment"] == "request 43"
+        assert not answer.done()
+        held.release()
+        assert answer.result(timeout=5).json()["id"] == action["id"]
+    assert env.actions().status_code == 200  # only the one request was held
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_a_held_answer_is_never_sent_once_the_client_hangs_up(tls: bool) -> None:
+    with SimulatorServer(build_scenario(), clock=ManualClock(), tls=tls) as sim:
+        release = threading.Event()
+        held = sim.fault(Fault(method="GET", path_regex="^/api/machineactions$", hold=release))
+        assert held.released is release
+        url = urlsplit(sim.base_url)
+        raw = socket.create_connection((url.hostname, url.port), timeout=5)
+        if tls:
+            trust = ssl.create_default_context(cafile=sim.ca_pem_path)
+            raw = trust.wrap_socket(raw, server_hostname=url.hostname)
+        with raw as caller:
+            caller.sendall(b"GET /api/machineactions HTTP/1.1\r\nHost: sim\r\n\r\n")
+            assert held.arrived.wait(5)
+            # The client is gone (a process killed mid-call); TLS state kept to read what comes.
+            socket.socket.shutdown(caller, socket.SHUT_WR)
+            assert caller.recv(100) == b""  # closed without an answer, though not released
+        assert [r.path for r in sim.requests] == ["/api/machineactions"]
 
 
 def test_actions_snapshot(env: Env) -> None:

@@ -13,13 +13,14 @@ Modules: ``scenario`` (configuration), ``clock``, ``odata`` (``$filter``), ``tim
 
 from commands.simulator.clock import Clock, ManualClock, ScaledClock
 from commands.simulator.demo import demo_scenario, machine_id
-from commands.simulator.faults import Fault
+from commands.simulator.faults import Fault, FaultHandle
 from commands.simulator.scenario import Scenario, SimFile, SimLibraryFile, SimMachine, SimScript
 from commands.simulator.server import RecordedRequest, SimulatorServer
 
 __all__ = [
     "Clock",
     "Fault",
+    "FaultHandle",
     "ManualClock",
     "RecordedRequest",
     "ScaledClock",

@@ -1,4 +1,5 @@
-"""Failure injection: answer chosen requests with an error, or drop their connection."""
+"""Failure injection: answer chosen requests with an error, drop their connection, or hold
+their answer until the test releases it."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 
-__all__ = ["Fault", "FaultBook"]
+__all__ = ["Fault", "FaultBook", "FaultHandle"]
 
 _DEFAULT_CODES = {
     400: "BadRequest",
@@ -29,6 +30,10 @@ class Fault:
     any method. With ``drop=True`` the request is applied as usual (a POSTed action IS
     created) and the connection is closed without an answer. ``retry_after`` (real seconds)
     sets a ``Retry-After`` header; a 429 gets one of 1 second when it is not set.
+
+    With ``hold`` (True, or an ``Event`` that releases it) the request is applied as usual
+    and its true answer waits until the hold is released, or is never sent if the client
+    hangs up first (say, a process killed mid-call). ``status`` does not apply then.
     """
 
     method: str = "*"
@@ -39,6 +44,7 @@ class Fault:
     retry_after: float | None = None
     code: str | None = None
     message: str | None = None
+    hold: threading.Event | bool = False
 
     @property
     def error_code(self) -> str:
@@ -60,9 +66,27 @@ class Fault:
         return re.search(self.path_regex, path) is not None
 
 
+class FaultHandle:
+    """A registered fault, for the test: ``arrived`` is set once a request meets it (for a
+    hold: while that request's answer is being held), and ``release()`` lets held answers go.
+    """
+
+    def __init__(self, fault: Fault) -> None:
+        self.fault = fault
+        self.arrived = threading.Event()
+        self.released = fault.hold if isinstance(fault.hold, threading.Event) else threading.Event()
+
+    @property
+    def holds(self) -> bool:
+        return self.fault.hold is not False
+
+    def release(self) -> None:
+        self.released.set()
+
+
 @dataclass
 class _Armed:
-    fault: Fault
+    handle: FaultHandle
     left: int = field(default=0)
 
 
@@ -73,20 +97,22 @@ class FaultBook:
         self._lock = threading.Lock()
         self._faults: list[_Armed] = []
 
-    def add(self, fault: Fault) -> None:
+    def add(self, fault: Fault) -> FaultHandle:
         re.compile(fault.path_regex)  # fail now, in the test, on a bad pattern
+        handle = FaultHandle(fault)
         with self._lock:
-            self._faults.append(_Armed(fault, fault.times))
+            self._faults.append(_Armed(handle, fault.times))
+        return handle
 
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()
 
-    def take(self, method: str, path: str) -> Fault | None:
+    def take(self, method: str, path: str) -> FaultHandle | None:
         """The first matching fault with uses left (using one up), or None."""
         with self._lock:
             for armed in self._faults:
-                if armed.left > 0 and armed.fault.matches(method, path):
+                if armed.left > 0 and armed.handle.fault.matches(method, path):
                     armed.left -= 1
-                    return armed.fault
+                    return armed.handle
         return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import select
 import shutil
 import socket
 import ssl
@@ -25,7 +26,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from commands.simulator.clock import Clock, ScaledClock
 from commands.simulator.errors import api_error_body
-from commands.simulator.faults import Fault, FaultBook
+from commands.simulator.faults import Fault, FaultBook, FaultHandle
 from commands.simulator.routes import Request, Response, Router, json_response
 from commands.simulator.scenario import Scenario
 from commands.simulator.state import SimState
@@ -108,15 +109,30 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server.owner
         request = self._read()
         owner._log(request)
-        fault = owner._faults.take(request.method, request.path)
-        if fault is not None and not fault.drop:
-            self._send(_fault_response(fault, request.path))
+        handle = owner._faults.take(request.method, request.path)
+        if handle is not None and not (handle.fault.drop or handle.holds):
+            handle.arrived.set()
+            self._send(_fault_response(handle.fault, request.path))
             return
         response = owner._router.dispatch(request)
-        if fault is not None:  # drop: applied, but nobody hears the answer
-            self.close_connection = True
-            return
+        if handle is not None:
+            handle.arrived.set()
+            # Applied: a drop never answers, a hold answers once released (if still heard).
+            heard = self._held(handle) if handle.holds else True
+            if handle.fault.drop or not heard:
+                self.close_connection = True
+                return
         self._send(response)
+
+    def _held(self, handle: FaultHandle) -> bool:
+        """Wait while ``handle`` holds the answer: False if the client hung up meanwhile."""
+        while not handle.released.is_set():
+            if self.server.owner._stopped:
+                return False
+            # A client waiting for its answer sends nothing: readable means it went away.
+            if select.select([self.connection], [], [], 0.05)[0]:
+                return False
+        return True
 
     def _send(self, response: Response) -> None:
         self.send_response(response.status)
@@ -229,9 +245,12 @@ class SimulatorServer:
         with self._requests_lock:
             self._requests.clear()
 
-    def fault(self, fault: Fault) -> None:
-        """Answer (or drop) the next ``fault.times`` matching requests."""
-        self._faults.add(fault)
+    def fault(self, fault: Fault) -> FaultHandle:
+        """Answer (drop, or hold) the next ``fault.times`` matching requests.
+
+        The handle tells when a request met the fault (``arrived``) and releases a hold.
+        """
+        return self._faults.add(fault)
 
     def clear_faults(self) -> None:
         self._faults.clear()
