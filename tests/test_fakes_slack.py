@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import types
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import urlsplit
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
@@ -284,6 +287,38 @@ def test_complete_without_uploaded_bytes_fails(client: WebClient) -> None:
     with pytest.raises(SlackApiError) as incomplete:
         client.files_completeUploadExternal(files=[{"id": file_id}], channel_id="C1")
     assert incomplete.value.response["error"] == "file_not_found"
+
+
+# -- holding answers -------------------------------------------------------------------------------
+
+
+def test_a_held_call_takes_effect_and_is_answered_once_released(
+    fake_slack: FakeSlack, client: WebClient
+) -> None:
+    held = fake_slack.hold("chat.postMessage")
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(client.chat_postMessage, channel="C1", text="held")
+        assert held.arrived.wait(5)
+        assert [m.text for m in fake_slack.messages("C1")] == ["held"]  # Slack has it
+        assert not answer.done()
+        held.release()
+        assert answer.result(timeout=5)["ok"]
+    assert client.chat_postMessage(channel="C1", text="next")["ok"]  # one call was held
+
+
+def test_a_held_answer_is_dropped_when_the_caller_hangs_up(fake_slack: FakeSlack) -> None:
+    held = fake_slack.hold(UPLOAD)
+    file_id = fake_slack.client().files_getUploadURLExternal(filename="a.txt", length=3)
+    upload = urlsplit(str(file_id["upload_url"]))
+    with socket.create_connection((upload.hostname, upload.port), timeout=5) as caller:
+        caller.sendall(
+            f"POST {upload.path} HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc".encode()
+        )
+        assert held.arrived.wait(5)
+        caller.shutdown(socket.SHUT_WR)  # the caller is gone (a process killed mid-call)
+        assert caller.recv(100) == b""  # closed without an answer, before any release
+    [stored] = fake_slack.uploads()
+    assert stored.data == b"abc"  # the call itself took effect
 
 
 # -- waiting ---------------------------------------------------------------------------------------

@@ -12,12 +12,16 @@ injects failures, and lets tests wait for side effects without sleeping::
 
 Paths: ``/api/<method>`` (Web API), ``/upload/v1/<file_id>`` (the upload URL handed out by
 ``files.getUploadURLExternal``), ``/response_url/<id>`` (see :meth:`FakeSlack.new_response_url`).
+
+:meth:`FakeSlack.hold` keeps a call's answer back (the call itself takes effect), so that a
+test can act, or kill the caller, while the caller waits for it.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import select
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -49,6 +53,7 @@ __all__ = [
     "TEAM_ID",
     "UPLOAD",
     "FakeSlack",
+    "Hold",
 ]
 
 TEST_TOKEN = "xoxb-test-token"
@@ -82,6 +87,8 @@ class FakeSlack:
         self._ws = Workspace(root_url=self.root_url, strict_triggers=strict_triggers)
         self._calls: list[Call] = []
         self._failures: list[Failure] = []
+        self._holds: list[Hold] = []
+        self._closing = threading.Event()
         self._responses: dict[str, list[ResponsePost]] = {}
         self._thread: threading.Thread | None = None
         # Called with each recorded call, after the answer is decided (the demo prints them).
@@ -103,6 +110,7 @@ class FakeSlack:
         return self
 
     def stop(self) -> None:
+        self._closing.set()  # held answers are never sent
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join(timeout=5)
@@ -185,6 +193,18 @@ class FakeSlack:
     def clear_failures(self) -> None:
         with self._cond:
             self._failures.clear()
+
+    def hold(self, method: str, *, times: int = 1) -> Hold:
+        """Hold the answers to the next ``times`` calls of ``method`` (or ``UPLOAD``).
+
+        Each call takes effect and is recorded as usual (a held ``chat.postMessage`` is in
+        the channel); its answer waits for ``release()``, and is never sent if the caller
+        hangs up first. ``arrived`` is set once a call is being held.
+        """
+        held = Hold(method, times)
+        with self._cond:
+            self._holds.append(held)
+        return held
 
     def new_response_url(self) -> str:
         """A fresh ``response_url`` on this server (5 uses, like Slack's)."""
@@ -312,7 +332,25 @@ class FakeSlack:
                 return failure
         return None
 
-    def _handle(self, path: str, headers: Mapping[str, str], body: bytes) -> _Reply:
+    def _take_hold(self, method: str) -> Hold | None:
+        for held in self._holds:
+            if held.method == method and held.left > 0:
+                held.left -= 1
+                return held
+        return None
+
+    def _held(self, held: Hold, connection: Any) -> bool:
+        """Wait while ``held`` holds an answer: False if the caller hung up (or we stop)."""
+        held.arrived.set()
+        while not held.released.is_set():
+            # A caller waiting for its answer sends nothing: readable means it went away.
+            if self._closing.is_set() or select.select([connection], [], [], 0.05)[0]:
+                return False
+        return True
+
+    def _handle(
+        self, path: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[_Reply, Hold | None]:
         """Answer one request and record it; runs under the lock, wakes waiters after."""
         url = urlsplit(path)
         kind, _, name = url.path.strip("/").partition("/")
@@ -330,10 +368,11 @@ class FakeSlack:
                 reply = self._answer(call, kind, name)
             call.status, call.response = reply.status, reply.json
             self._calls.append(call)
+            held = self._take_hold(method)
             self._cond.notify_all()
         for observer in list(self.observers):
             observer(call)
-        return reply
+        return reply, held
 
     def _answer(self, call: Call, kind: str, name: str) -> _Reply:
         failure = self._take_failure(call.method)
@@ -371,6 +410,19 @@ class FakeSlack:
         return _Reply(200, {"ok": True})
 
 
+class Hold:
+    """Calls of ``method`` whose answers wait (see :meth:`FakeSlack.hold`)."""
+
+    def __init__(self, method: str, times: int) -> None:
+        self.method = method
+        self.left = times
+        self.arrived = threading.Event()
+        self.released = threading.Event()
+
+    def release(self) -> None:
+        self.released.set()
+
+
 class _Reply:
     def __init__(
         self,
@@ -397,7 +449,10 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         fake: FakeSlack = self.server.fake  # type: ignore[attr-defined]
-        reply = fake._handle(self.path, dict(self.headers.items()), body)
+        reply, held = fake._handle(self.path, dict(self.headers.items()), body)
+        if held is not None and not fake._held(held, self.connection):
+            self.close_connection = True
+            return
         data = reply.text.encode()
         self.send_response(reply.status, HTTPStatus(reply.status).phrase)
         ctype = "application/json; charset=utf-8" if reply.json is not None else "text/plain"
