@@ -105,6 +105,7 @@ def build_runtime(
         runs_per_minute=runs_per_minute,
         max_active=max_active,
         wake_outbox=deliverer.wake,
+        start_deadline=timedelta(minutes=settings.start_deadline_minutes),
         budget=getattr(defender, "budget", None),  # the one the client paces with
     )
     lifecycle.wake_tracker = tracker.wake

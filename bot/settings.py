@@ -48,6 +48,9 @@ class BotSettings(BaseSettings):
     approval_ttl_minutes: float = Field(
         60, gt=0, le=7 * 24 * 60, validation_alias=AliasChoices("LRBOT_APPROVAL_TTL_MINUTES")
     )
+    start_deadline_minutes: float = Field(
+        120, gt=0, le=3 * 24 * 60, validation_alias=AliasChoices("LRBOT_START_DEADLINE_MINUTES")
+    )
     poll_seconds: float = Field(
         10, gt=0, le=600, validation_alias=AliasChoices("LRBOT_POLL_SECONDS")
     )

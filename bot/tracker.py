@@ -8,6 +8,7 @@ outbox items carry the thread replies, so nothing is told twice or lost in a cra
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -70,6 +71,7 @@ class Tracker:
         max_active: int = 25,
         wake_outbox: Callable[[], None] = lambda: None,
         budget: CallBudget | None = None,
+        start_deadline: timedelta = timedelta(minutes=120),
     ) -> None:
         self.store = store
         self.defender = defender
@@ -80,6 +82,7 @@ class Tracker:
         self.runs_per_minute = runs_per_minute
         self.max_active = max_active
         self.wake_outbox = wake_outbox
+        self.start_deadline = start_deadline
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -145,6 +148,7 @@ class Tracker:
             self._reconcile(record)
         self._submit_due()
         self._poll()
+        self._deadlines()
         self.wake_outbox()
 
     # -- submission ---------------------------------------------------------------------
@@ -408,6 +412,74 @@ class Tracker:
         if self.store.transition(record.id, transition, now, expect=[record.state]) is None:
             log.info("request %s changed while polling; will look again", record.id)
 
+    # -- deadlines ----------------------------------------------------------------------
+
+    def _deadlines(self) -> None:
+        """An approval means "start by"; a run far past Defender's own limits is flagged."""
+        now = self.clock()
+        for record in self.store.in_states([RequestState.APPROVED, RequestState.PENDING]):
+            deadline = (record.decided_at or record.created_at) + self.start_deadline
+            if now >= deadline and not self._happened(record, "start_deadline"):
+                self._missed_start(record, deadline)
+        for record in self.store.in_states([RequestState.IN_PROGRESS]):
+            limit = expected_seconds(record.commands)
+            running = (now - (record.started_at or now)).total_seconds()
+            if running > limit and not self._happened(record, "overtime"):
+                log.warning(
+                    "request %s: action %s still running after %.0f s",
+                    record.id,
+                    record.action_id,
+                    running,
+                )
+                self._change(
+                    record,
+                    {},
+                    ("overtime", None, {"running_seconds": running, "limit_seconds": limit}),
+                    reply=functools.partial(_overtime_reply, running=running, limit=limit),
+                    expect=[RequestState.IN_PROGRESS],
+                    update_message=False,
+                )
+
+    def _missed_start(self, record: RequestRecord, deadline: datetime) -> None:
+        log.info("request %s did not start by %s; calling it off", record.id, deadline)
+        event = ("start_deadline", None, {"deadline": deadline.isoformat()})
+        reply = lambda r: views.reply_start_deadline(r, deadline)  # noqa: E731
+        if record.state is RequestState.APPROVED:
+            self._change(
+                record,
+                {
+                    "state": RequestState.FINISHED,
+                    "action_status": "Cancelled",
+                    "finished_at": self.clock(),
+                    "note": f"did not start by {deadline:%Y-%m-%d %H:%M} UTC",
+                },
+                event,
+                reply=reply,
+                expect=[RequestState.APPROVED],
+            )
+            return
+        assert record.action_id is not None
+        comment = (
+            f"lrbot {record.id} | not started by {deadline:%Y-%m-%d %H:%M} UTC,"
+            " the deadline its approval set"
+        )
+        try:
+            self.defender.cancel_action(record.action_id, comment)
+        except DefenderError as exc:
+            log.warning("request %s: cancel after the start deadline failed: %s", record.id, exc)
+            return  # tried again next tick
+        # Defender's final word (Cancelled) arrives with the next poll.
+        self._change(
+            record,
+            {"note": "did not start in time; cancelled"},
+            event,
+            reply=reply,
+            expect=[RequestState.PENDING],
+        )
+
+    def _happened(self, record: RequestRecord, kind: str) -> bool:
+        return any(e["kind"] == kind for e in self.store.events_of(record.id))
+
     # -- helpers ------------------------------------------------------------------------
 
     def _change(
@@ -436,6 +508,25 @@ def _reached_device(action: MachineAction) -> bool:
     return action.status == "InProgress" or any(
         c.start_time or c.command_status != "Created" for c in action.commands
     )
+
+
+# Defender ends a RunScript after 10 minutes; other commands have no documented limit, so
+# they get a generous allowance, and the whole run a margin, before anyone is alerted.
+RUNSCRIPT_LIMIT_SECONDS = 600
+OTHER_COMMAND_SECONDS = 300
+OVERTIME_MARGIN_SECONDS = 300
+
+
+def expected_seconds(commands: CommandSequence) -> float:
+    """How long a run may take by Defender's limits, plus a margin."""
+    return OVERTIME_MARGIN_SECONDS + sum(
+        RUNSCRIPT_LIMIT_SECONDS if c.kind == "RunScript" else OTHER_COMMAND_SECONDS
+        for c in commands.commands
+    )
+
+
+def _overtime_reply(record: RequestRecord, *, running: float, limit: float) -> views.Message:
+    return views.reply_overtime(record, running, limit)
 
 
 def _elapsed(action: MachineAction, record: RequestRecord, now: datetime) -> float:

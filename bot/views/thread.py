@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from bot.records import RequestRecord, RequestState
 from bot.views.common import (
     Message,
@@ -163,6 +165,33 @@ def reply_cancelled(record: RequestRecord, user: str) -> Message:
         confirms = "Waiting for Defender to confirm."
     text = f"{mention(user)} cancelled the run on {_device(record)}. {confirms}"
     return reply(text, section(f"🚫 {text}"))
+
+
+def reply_start_deadline(record: RequestRecord, deadline: datetime) -> Message:
+    """The approval said "start by": the run did not start in time, so it is called off."""
+    if record.action_id is None:
+        what = "It was never submitted to Defender: nothing ran."
+    else:
+        what = f"Its queued Defender action {_action(record)} is being cancelled: nothing ran."
+    text = (
+        f"The run on {_device(record)} did not start by {utc_text(deadline)}, the deadline"
+        f" its approval set. {what} Ask again if it is still needed."
+    )
+    shown = (
+        f"⌛ The run on {_device(record)} did not start by {slack_date(deadline)}, the deadline"
+        f" its approval set. {what} Ask again if it is still needed."
+    )
+    return reply(text, section(shown))
+
+
+def reply_overtime(record: RequestRecord, running_seconds: float, limit_seconds: float) -> Message:
+    """Still in progress well past what Defender's own limits allow: someone should look."""
+    text = (
+        f"Still running on {_device(record)} after {human_duration(running_seconds)}, longer than"
+        f" Defender's limits allow for these commands ({human_duration(limit_seconds)})."
+        f" Check Defender action {_action(record)}; cancel it here if it is stuck."
+    )
+    return reply(text, section(f"⚠️ {text}"))
 
 
 def reply_expired(record: RequestRecord) -> Message:
