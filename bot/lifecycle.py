@@ -300,9 +300,7 @@ class Lifecycle:
         """Close every request whose approval window has passed."""
         now = self.clock()
         expired = []
-        for record in self.store.in_states([RequestState.AWAITING_APPROVAL]):
-            if record.expires_at > now:
-                continue
+        for record in self.store.in_states([RequestState.AWAITING_APPROVAL], expired_by=now):
             updated = self._apply(
                 record,
                 {"state": RequestState.EXPIRED},

@@ -211,12 +211,17 @@ class Store:
             self._write_extras(conn, request_id, transition, now)
             return self._load(conn, request_id)
 
-    def in_states(self, states: Sequence[RequestState]) -> list[RequestRecord]:
-        """Requests in the given states, oldest first."""
+    def in_states(
+        self, states: Sequence[RequestState], *, expired_by: datetime | None = None
+    ) -> list[RequestRecord]:
+        """Requests in the given states (whose approval expired by then), oldest first."""
+        condition: sa.ColumnElement[bool] = requests.c.state.in_([str(s) for s in states])
+        if expired_by is not None:
+            condition = condition & (requests.c.expires_at <= expired_by)
         with self._reader.connect() as conn:
             ids = conn.execute(
                 sa.select(requests.c.id)
-                .where(requests.c.state.in_([str(s) for s in states]))
+                .where(condition)
                 .order_by(requests.c.created_at, requests.c.id)
             ).scalars()
             return [r for r in (self._load(conn, i) for i in list(ids)) if r is not None]

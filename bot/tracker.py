@@ -157,6 +157,13 @@ class Tracker:
         now = self.clock()
         if self._paused_until is not None and now < self._paused_until:
             return
+        # Room under both limits, counted once: a long queue must not cost queries per run.
+        room = min(
+            self.runs_per_minute - self.store.count_submitted_since(now - timedelta(minutes=1)),
+            self.max_active - self.store.count_active(),
+        )
+        if room <= 0:
+            return
         busy_machines = {
             r.machine_id
             for r in self.store.in_states(
@@ -164,9 +171,7 @@ class Tracker:
             )
         }
         for record in self.store.in_states([RequestState.APPROVED]):
-            if self.store.count_submitted_since(now - timedelta(minutes=1)) >= self.runs_per_minute:
-                return
-            if self.store.count_active() >= self.max_active:
+            if room <= 0:
                 return
             if record.machine_id in busy_machines:
                 self._wait(record, "another run of ours is active on this device; it goes next")
@@ -175,6 +180,7 @@ class Tracker:
                 continue  # the thread already says why; the poll tells when the device is free
             if not self._submit(record):
                 return
+            room -= 1  # Defender counts a refused run against its rate as well
             busy_machines.add(record.machine_id)
 
     def _submit(self, record: RequestRecord) -> bool:
