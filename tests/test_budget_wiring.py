@@ -78,10 +78,24 @@ class Clock:
 class Running:
     """The store as the poll sees it: one running action."""
 
-    def in_states(self, states: list[RequestState]) -> list[Any]:
+    def in_states(self, states: list[RequestState], **_: Any) -> list[Any]:
         if RequestState.PENDING in states:
-            return [SimpleNamespace(id="r-1", action_id="a-1", machine_id=machine(1))]
+            return [
+                SimpleNamespace(
+                    id="r-1",
+                    action_id="a-1",
+                    machine_id=machine(1),
+                    state=RequestState.PENDING,
+                    decided_at=datetime(2026, 1, 5, tzinfo=UTC),  # approved just now
+                )
+            ]
         return []
+
+    def count_submitted_since(self, since: datetime) -> int:
+        return 1
+
+    def count_active(self) -> int:
+        return 1
 
 
 class SpentDefender:
