@@ -61,10 +61,14 @@ def build_runtime(
     *,
     socket_mode: bool = False,
     clock: Callable[[], datetime] = utcnow,
-    runs_per_minute: int = 10,
-    max_active: int = 25,
+    runs_per_minute: int | None = None,
+    max_active: int | None = None,
 ) -> Runtime:
-    """Wire the parts; ``defender`` is a ``DefenderClient`` (or anything with its methods)."""
+    """Wire the parts; ``defender`` is a ``DefenderClient`` (or anything with its methods).
+
+    ``runs_per_minute`` and ``max_active`` override the settings (``LRBOT_RUNS_PER_MINUTE``,
+    ``LRBOT_MAX_ACTIVE_RUNS``); both count on ``clock``.
+    """
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     # Listeners answer people: a rate-limited call is retried once, briefly.
     interactive = WebClient(token=token, base_url=settings.slack_api_url, timeout=10)
@@ -102,8 +106,8 @@ def build_runtime(
         directory,
         poll_seconds=settings.poll_seconds,
         clock=clock,
-        runs_per_minute=runs_per_minute,
-        max_active=max_active,
+        runs_per_minute=settings.runs_per_minute if runs_per_minute is None else runs_per_minute,
+        max_active=settings.max_active_runs if max_active is None else max_active,
         wake_outbox=deliverer.wake,
         start_deadline=timedelta(minutes=settings.start_deadline_minutes),
         budget=getattr(defender, "budget", None),  # the one the client paces with

@@ -54,6 +54,10 @@ class BotSettings(BaseSettings):
     poll_seconds: float = Field(
         10, gt=0, le=600, validation_alias=AliasChoices("LRBOT_POLL_SECONDS")
     )
+    # Defender's own limits (10 runs a minute, 25 running at once), kept by the tracker:
+    # lower them to leave room for other tools on the tenant.
+    runs_per_minute: int = Field(10, ge=1, validation_alias=AliasChoices("LRBOT_RUNS_PER_MINUTE"))
+    max_active_runs: int = Field(25, ge=1, validation_alias=AliasChoices("LRBOT_MAX_ACTIVE_RUNS"))
     usergroup_cache_seconds: float = Field(
         300, ge=0, validation_alias=AliasChoices("LRBOT_USERGROUP_CACHE_SECONDS")
     )
