@@ -519,6 +519,16 @@ def test_run_rate_limit_with_retry_after() -> None:
         assert env.run(SPARE[10], script("ok.ps1")).status_code == 201
 
 
+def test_recorded_requests_carry_arrival_time_and_answer_status() -> None:
+    with simulator(runs_per_minute=1) as env:
+        env.started(SPARE[0], script("ok.ps1"))
+        env.clock.advance(5)
+        assert env.run(SPARE[1], script("ok.ps1")).status_code == 429
+        *_, accepted, refused = env.sim.requests
+        assert (accepted.status, refused.status) == (201, 429)
+        assert refused.at - accepted.at == 5
+
+
 def test_retry_after_is_in_real_seconds() -> None:
     clock = ManualClock(scale=120.0)  # 120 simulated seconds per real second
     with (

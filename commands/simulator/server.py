@@ -17,7 +17,7 @@ import ssl
 import tempfile
 import threading
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -42,16 +42,22 @@ _REDACTED = "[redacted]"
 
 @dataclass(frozen=True)
 class RecordedRequest:
-    """One request as received; the Authorization value and form secrets are redacted."""
+    """One request as received; the Authorization value and form secrets are redacted.
+
+    ``at`` is the simulator's clock when it arrived; ``status`` the answer's, once it is
+    being sent (None before, and for ever for a dropped answer or one held in vain).
+    """
 
     method: str
     path: str
     query: dict[str, str]
     headers: dict[str, str]  # keys in lower case
     body: Any  # parsed JSON, a form as a dict, or None
+    at: float = 0.0
+    status: int | None = None
 
 
-def _record(request: Request) -> RecordedRequest:
+def _record(request: Request, at: float) -> RecordedRequest:
     headers = dict(request.headers)
     if "authorization" in headers:
         scheme = headers["authorization"].partition(" ")[0]
@@ -64,7 +70,7 @@ def _record(request: Request) -> RecordedRequest:
         else:
             with contextlib.suppress(ValueError):
                 body = json.loads(request.body)
-    return RecordedRequest(request.method, request.path, dict(request.query), headers, body)
+    return RecordedRequest(request.method, request.path, dict(request.query), headers, body, at)
 
 
 def _fault_response(fault: Fault, path: str) -> Response:
@@ -108,11 +114,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         owner = self.server.owner
         request = self._read()
-        owner._log(request)
+        recorded = owner._log(request)
         handle = owner._faults.take(request.method, request.path)
         if handle is not None and not (handle.fault.drop or handle.holds):
             handle.arrived.set()
-            self._send(_fault_response(handle.fault, request.path))
+            self._send(_fault_response(handle.fault, request.path), recorded)
             return
         response = owner._router.dispatch(request)
         if handle is not None:
@@ -122,7 +128,7 @@ class _Handler(BaseHTTPRequestHandler):
             if handle.fault.drop or not heard:
                 self.close_connection = True
                 return
-        self._send(response)
+        self._send(response, recorded)
 
     def _held(self, handle: FaultHandle) -> bool:
         """Wait while ``handle`` holds the answer: False if the client hung up meanwhile."""
@@ -134,7 +140,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return False
         return True
 
-    def _send(self, response: Response) -> None:
+    def _send(self, response: Response, recorded: RecordedRequest) -> None:
+        self.server.owner._answered(recorded, response.status)
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(response.body)))
@@ -228,10 +235,20 @@ class SimulatorServer:
         )
         self.ca_pem_path = str(cert)
 
-    def _log(self, request: Request) -> None:
-        recorded = _record(request)
+    def _log(self, request: Request) -> RecordedRequest:
+        recorded = _record(request, self.clock.now())
         with self._requests_lock:
             self._requests.append(recorded)
+        return recorded
+
+    def _answered(self, recorded: RecordedRequest, status: int) -> None:
+        """Note the answer's status on the recorded request (kept in arrival order)."""
+        with self._requests_lock:
+            # The request is near the end: only those that arrived while it ran follow it.
+            for index in range(len(self._requests) - 1, -1, -1):
+                if self._requests[index] is recorded:
+                    self._requests[index] = replace(recorded, status=status)
+                    return
 
     # --- test controls ----------------------------------------------------------------------
 
