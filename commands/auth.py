@@ -171,6 +171,11 @@ class MsalTokenProvider:
                     f"sign-in authority {self._settings.authority_host} unreachable:"
                     f" {type(exc).__name__}"
                 ) from None
+            except msal.exceptions.MsalServiceError as exc:
+                # What MSAL raises for a 5xx from the authority: down for now, not a refusal.
+                raise TransportError(
+                    f"sign-in authority {self._settings.authority_host} failed: {exc}"
+                ) from None
         if not isinstance(result, dict) or "access_token" not in result:
             result = result if isinstance(result, dict) else {}
             raise AuthenticationError(

@@ -21,6 +21,7 @@ from commands.auth import DefenderAuth, MsalTokenProvider, load_certificate_cred
 from commands.client import DefenderClient
 from commands.config import DefenderSettings, load_defender_settings
 from commands.errors import AuthenticationError, ConfigurationError, TransportError
+from commands.simulator import Fault
 from tests.helpers.defender import CLIENT_ID, SECRET, TENANT, Harness, build_scenario, machine
 from tests.helpers.defender import running_harness as _running
 from tests.helpers.tls import ClientCertificate, make_client_certificate, trust_ca
@@ -176,6 +177,19 @@ def test_unreachable_authority_is_a_transport_error(tls: Harness) -> None:
     provider = MsalTokenProvider(settings_for(tls, authority_host=f"https://127.0.0.1:{port}"))
     with pytest.raises(TransportError, match="unreachable"):
         provider.token()
+
+
+def test_an_authority_failing_with_5xx_is_a_transport_error(tls: Harness) -> None:
+    """MSAL raises its own MsalServiceError for a 5xx: callers that tolerate Defender's
+    errors (the tracker, the outbox) must see one of those, not a crash."""
+    token_path = r"/oauth2/v2\.0/token$"
+    tls.sim.fault(Fault(method="POST", path_regex=token_path, status=503))
+    provider = MsalTokenProvider(settings_for(tls))
+    asked = len(token_requests(tls))
+    for _ in range(2):  # the second from MSAL's throttle (5 s after a 5xx), not the network
+        with pytest.raises(TransportError, match="503"):
+            provider.token()
+    assert len(token_requests(tls)) == asked + 1
 
 
 def test_untrusted_authority_fails(
