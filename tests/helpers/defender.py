@@ -20,6 +20,7 @@ import httpx
 from commands.budget import CallBudget
 from commands.client import DefenderClient
 from commands.config import DefenderSettings, load_defender_settings
+from commands.errors import AuthenticationError, TransportError
 from commands.simulator import (
     ManualClock,
     Scenario,
@@ -120,7 +121,11 @@ def build_scenario(**overrides: Any) -> Scenario:
 
 
 class SimTokenProvider:
-    """Client-credentials tokens from the simulator over plain HTTP (MSAL insists on https)."""
+    """Client-credentials tokens from the simulator over plain HTTP (MSAL insists on https).
+
+    Failures surface as ``MsalTokenProvider``'s do: ``TransportError`` when the authority is
+    unreachable or failing (5xx), ``AuthenticationError`` when it refuses.
+    """
 
     def __init__(self, token_url: str, secret: str = SECRET) -> None:
         self._token_url = token_url
@@ -138,10 +143,19 @@ class SimTokenProvider:
                     "client_secret": self._secret,
                     "scope": SCOPE,
                 }
-                with httpx.Client(transport=transport(), timeout=5) as http:
-                    answer = http.post(self._token_url, data=form)
-                answer.raise_for_status()
-                self._token = str(answer.json()["access_token"])
+                try:
+                    with httpx.Client(transport=transport(), timeout=5) as http:
+                        answer = http.post(self._token_url, data=form)
+                except httpx.TransportError as exc:
+                    raise TransportError(f"sign-in authority: {type(exc).__name__}") from None
+                if answer.status_code >= 500:
+                    raise TransportError(f"sign-in authority answered {answer.status_code}")
+                body = answer.json()
+                if answer.status_code != 200 or "access_token" not in body:
+                    raise AuthenticationError(
+                        str(body.get("error", "no_token")), str(body.get("error_description", ""))
+                    )
+                self._token = str(body["access_token"])
                 self.requests += 1
             return self._token
 
