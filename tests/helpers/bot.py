@@ -59,12 +59,14 @@ class BotHarness:
         workdir: Path,
         env: dict[str, Any],
         limits: dict[str, int],
+        defender_settings: dict[str, Any] | None = None,
     ) -> None:
         self.slack = slack
         self.defender = defender
         self.workdir = workdir
         self.env = env
         self.limits = limits
+        self.defender_settings = defender_settings or {}
         self.secret = secrets.token_hex(16)
         self.runtime: Runtime | None = None
         self.server: HttpServer | None = None
@@ -85,7 +87,7 @@ class BotHarness:
             LRBOT_DATA_DIR=str(self.workdir / "data"),
             **self.env,
         )
-        self.client = self.defender.client()
+        self.client = self.defender.client(self.defender.settings(**self.defender_settings))
         self.runtime = build_runtime(settings, self.client, **self.limits)
         self.server = HttpServer(self.runtime.app, port=0)
         self.runtime.start()
@@ -222,11 +224,13 @@ def running_bot(
     env: dict[str, Any] | None = None,
     limits: dict[str, int] | None = None,
     defender_start: datetime | None = None,
+    defender_settings: dict[str, Any] | None = None,
 ) -> Iterator[BotHarness]:
     """Slack, Defender and the bot, all on loopback; stopped on exit.
 
     Defender's clock starts at a fixed date unless ``defender_start`` is given (say, now:
     what the bot compares with its own clock then matches, as with a real tenant).
+    ``defender_settings`` overrides the client's settings (say, a short ``timeout_seconds``).
     """
     with (
         FakeSlack(token=BOT_TOKEN) as slack,
@@ -241,7 +245,7 @@ def running_bot(
         ]:
             slack.set_user(user, real_name=name)
         slack.set_usergroup(LEADS, [APPROVER_2])
-        bot = BotHarness(slack, defender, tmp_path, env or {}, limits or {})
+        bot = BotHarness(slack, defender, tmp_path, env or {}, limits or {}, defender_settings)
         bot.start()
         try:
             yield bot
