@@ -33,11 +33,22 @@ def _clicked(body: dict[str, Any]) -> tuple[str, str, str]:
 
 def register(app: App, services: Services) -> None:
     def handle(
-        ack: Ack, body: dict[str, Any], client: WebClient, operation: Callable[[str, str], Outcome]
+        ack: Ack,
+        body: dict[str, Any],
+        client: WebClient,
+        operation: Callable[[str, str], Outcome],
+        *,
+        ack_first: bool = False,
     ) -> None:
-        ack()
         user, channel, request_id = _clicked(body)
-        outcome = operation(request_id, user)
+        if ack_first:  # the operation waits on Defender, and Slack waits 3 s at most
+            ack()
+            outcome = operation(request_id, user)
+        else:
+            # Slack's 200 delivers the click: a process killed just after it must still find
+            # the decision stored. Deciding is one local transaction, well within 3 s.
+            outcome = operation(request_id, user)
+            ack()
         services.wake_outbox()
         if outcome.ok or not channel or not user:
             return
@@ -62,4 +73,4 @@ def register(app: App, services: Services) -> None:
 
     @app.action(str(Action.CANCEL))
     def cancel(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        handle(ack, body, client, lifecycle.cancel)
+        handle(ack, body, client, lifecycle.cancel, ack_first=True)

@@ -55,8 +55,9 @@ def register(app: App, services: Services) -> None:
             log.info("request form from %s refused: %s", user, result)
             ack(response_action="errors", errors=field_errors(view, result))
             return
-        ack()
+        # Stored before Slack closes the form: once it has its 200, a crash must not lose it.
         services.lifecycle.create(user, meta.channel_id, result)
+        ack()
         services.wake_outbox()
 
     def resize(ack: Ack, body: dict[str, Any], client: WebClient, delta: int) -> None:
