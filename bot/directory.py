@@ -61,6 +61,9 @@ class Directory:
         except SlackApiError as exc:
             log.warning("could not read user %s: %s", user_id, exc.response.get("error"))
             return user_id
+        except OSError as exc:  # timed out or unreachable: the id names them all the same
+            log.warning("could not read user %s: %s", user_id, exc)
+            return user_id
         profile = user.get("profile") or {}
         name = str(profile.get("real_name") or user.get("real_name") or user.get("name") or "")
         label = f"{name} ({user_id})" if name else user_id

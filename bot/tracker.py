@@ -186,6 +186,14 @@ class Tracker:
     def _submit(self, record: RequestRecord) -> bool:
         """Submit one run; False when Defender asks us to stop submitting for now."""
         now = self.clock()
+        assert record.decided_by is not None
+        # Names first: should asking Slack fail, the run is still approved, not stranded in
+        # 'submitting' (only a restart looks at those again).
+        comment = defender_comment(
+            record,
+            self.directory.display_name(record.requester),
+            self.directory.display_name(record.decided_by),
+        )
         claimed = self._change(
             record,
             {"state": RequestState.SUBMITTING, "submitted_at": now},
@@ -195,12 +203,6 @@ class Tracker:
         )
         if claimed is None:
             return True
-        assert record.decided_by is not None
-        comment = defender_comment(
-            record,
-            self.directory.display_name(record.requester),
-            self.directory.display_name(record.decided_by),
-        )
         back = {"state": RequestState.APPROVED, "submitted_at": None}
         try:
             action = self.defender.run_live_response(record.machine_id, record.commands, comment)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pytest
 
 from bot.ids import Action
 from bot.records import RequestState
@@ -110,6 +111,25 @@ def test_a_lost_answer_is_reconciled_from_the_actions_comment_never_resent(
             "Finished",
         ]
         assert "exited with code 0" in replies[4] and "all good" in replies[4]
+
+
+def test_a_failed_name_lookup_leaves_the_run_approved_for_the_next_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with run_bot(tmp_path) as bot:
+        directory = bot.store_runtime.tracker.directory
+        lookup, failures = directory.display_name, [RuntimeError("Slack answered garbage")]
+
+        def flaky(user: str) -> str:
+            if failures:
+                raise failures.pop()
+            return lookup(user)
+
+        monkeypatch.setattr(directory, "display_name", flaky)
+        message = approve(bot, "ws-001.contoso.com", "runscript ok.ps1")
+        # Not stranded in 'submitting', which only a restart would look at again.
+        bot.wait_reply(message, "Submitted to Defender")
+        assert not failures and len(run_posts(bot)) == 1
 
 
 def test_defenders_rate_limit_delays_the_submission_which_happens_once(tmp_path: Path) -> None:
