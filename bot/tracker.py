@@ -266,21 +266,30 @@ class Tracker:
                 update_message=False,
             )
             return False
-        self._adopt(claimed, action, expect=[RequestState.SUBMITTING])
+        # Defender counted the run when the POST reached it, after our claim: the window
+        # counts it from the answer, so its slot is never reused before Defender's is.
+        self._adopt(claimed, action, expect=[RequestState.SUBMITTING], submitted_at=self.clock())
         return True
 
     def _adopt(
-        self, record: RequestRecord, action: MachineAction, expect: list[RequestState]
+        self,
+        record: RequestRecord,
+        action: MachineAction,
+        expect: list[RequestState],
+        submitted_at: datetime | None = None,
     ) -> None:
         log.info("request %s submitted as action %s", record.id, action.id)
+        changes: dict[str, Any] = {
+            "state": RequestState.PENDING,
+            "action_id": action.id,
+            "action_status": action.status,
+            "note": None,
+        }
+        if submitted_at is not None:
+            changes["submitted_at"] = submitted_at
         adopted = self._change(
             record,
-            {
-                "state": RequestState.PENDING,
-                "action_id": action.id,
-                "action_status": action.status,
-                "note": None,
-            },
+            changes,
             ("submitted", None, {"action_id": action.id}),
             reply=views.reply_submitted,
             expect=expect,
