@@ -63,11 +63,13 @@ def build_runtime(
     clock: Callable[[], datetime] = utcnow,
     runs_per_minute: int | None = None,
     max_active: int | None = None,
+    time_scale: float = 1.0,
 ) -> Runtime:
     """Wire the parts; ``defender`` is a ``DefenderClient`` (or anything with its methods).
 
     ``runs_per_minute`` and ``max_active`` override the settings (``LRBOT_RUNS_PER_MINUTE``,
-    ``LRBOT_MAX_ACTIVE_RUNS``); both count on ``clock``.
+    ``LRBOT_MAX_ACTIVE_RUNS``); both count on ``clock``, which runs ``time_scale`` times
+    faster than real time (only ever on a simulator's scaled clock).
     """
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     # Listeners answer people: a rate-limited call is retried once, briefly.
@@ -111,6 +113,7 @@ def build_runtime(
         wake_outbox=deliverer.wake,
         start_deadline=timedelta(minutes=settings.start_deadline_minutes),
         budget=getattr(defender, "budget", None),  # the one the client paces with
+        time_scale=time_scale,
     )
     lifecycle.wake_tracker = tracker.wake
     intake = Intake(defender)

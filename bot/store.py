@@ -235,6 +235,16 @@ class Store:
             ).scalar_one()
             return int(count)
 
+    def submitted_since(self, since: datetime) -> list[datetime]:
+        """When the runs submitted at or after ``since`` were submitted, oldest first."""
+        with self._reader.connect() as conn:
+            times = conn.execute(
+                sa.select(requests.c.submitted_at)
+                .where(requests.c.submitted_at >= since)
+                .order_by(requests.c.submitted_at)
+            ).scalars()
+            return [t for t in (_utc(v) for v in times) if t is not None]
+
     def count_active(self) -> int:
         with self._reader.connect() as conn:
             count = conn.execute(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -37,6 +38,7 @@ __all__ = ["Tracker", "TrackerDefender"]
 log = logging.getLogger(__name__)
 
 RESULT_KINDS = frozenset({"RunScript", "GetFile"})
+_MINUTE = timedelta(minutes=1)
 DEVICE_BUSY = (
     "the device already has a live response action (perhaps started by someone else);"
     " this run starts when that one ends"
@@ -72,6 +74,7 @@ class Tracker:
         wake_outbox: Callable[[], None] = lambda: None,
         budget: CallBudget | None = None,
         start_deadline: timedelta = timedelta(minutes=120),
+        time_scale: float = 1.0,
     ) -> None:
         self.store = store
         self.defender = defender
@@ -87,6 +90,11 @@ class Tracker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._paused_until: datetime | None = None
+        # When the run-rate window next has room, while it alone holds approved runs back:
+        # the wait for the next poll ends then, so a slot is not left unused for a poll.
+        self._rate_opens_at: datetime | None = None
+        # Clock seconds per real second: 1, except on a simulator's faster clock.
+        self.time_scale = time_scale
         # Machine id → someone else's action holding that device, followed in the batched
         # poll: POSTing again every poll until it ends would spend the run rate (10/min).
         self._blockers: dict[str, str] = {}
@@ -118,8 +126,30 @@ class Tracker:
                 self.tick()
             except Exception:
                 log.exception("tracker tick failed; trying again next interval")
-            self._wake.wait(self._interval())
-            self._wake.clear()
+            self._rest(self._interval())
+
+    def _rest(self, seconds: float) -> None:
+        """Wait ``seconds`` for the next tick (less when woken); meanwhile, should approved
+        runs wait for the run rate alone, submit them as soon as its window has room."""
+        until = time.monotonic() + seconds
+        while (left := until - time.monotonic()) > 0:
+            opens = self._rate_opens_in()
+            if self._wake.wait(left if opens is None else min(left, opens)):
+                break
+            if opens is not None and opens < left:
+                try:
+                    self._submit_due()
+                except Exception:
+                    log.exception("submitting between polls failed; trying again next tick")
+                self.wake_outbox()
+        self._wake.clear()
+
+    def _rate_opens_in(self) -> float | None:
+        """Real seconds until the run-rate window has room, if runs wait for it alone."""
+        if self._rate_opens_at is None:
+            return None
+        seconds = (self._rate_opens_at - self.clock()).total_seconds() / self.time_scale
+        return max(seconds, 0.01)
 
     def _interval(self) -> float:
         """The poll interval, stretched when the budget's hour runs short."""
@@ -154,15 +184,17 @@ class Tracker:
     # -- submission ---------------------------------------------------------------------
 
     def _submit_due(self) -> None:
+        self._rate_opens_at = None
         now = self.clock()
         if self._paused_until is not None and now < self._paused_until:
             return
         # Room under both limits, counted once: a long queue must not cost queries per run.
-        room = min(
-            self.runs_per_minute - self.store.count_submitted_since(now - timedelta(minutes=1)),
-            self.max_active - self.store.count_active(),
-        )
+        rate_room = self.runs_per_minute - self.store.count_submitted_since(now - _MINUTE)
+        active_room = self.max_active - self.store.count_active()
+        room = min(rate_room, active_room)
         if room <= 0:
+            if rate_room <= 0 < active_room:
+                self._await_rate(now)
             return
         busy_machines = {
             r.machine_id
@@ -172,6 +204,8 @@ class Tracker:
         }
         for record in self.store.in_states([RequestState.APPROVED]):
             if room <= 0:
+                if rate_room <= 0 < active_room:
+                    self._await_rate(now)
                 return
             if record.machine_id in busy_machines:
                 self._wait(record, "another run of ours is active on this device; it goes next")
@@ -180,8 +214,16 @@ class Tracker:
                 continue  # the thread already says why; the poll tells when the device is free
             if not self._submit(record):
                 return
-            room -= 1  # Defender counts a refused run against its rate as well
+            # Defender counts a refused run against its rate as well
+            room, rate_room, active_room = room - 1, rate_room - 1, active_room - 1
             busy_machines.add(record.machine_id)
+
+    def _await_rate(self, now: datetime) -> None:
+        """Note when the oldest submission that fills the run-rate window leaves it."""
+        times = self.store.submitted_since(now - _MINUTE)
+        excess = len(times) - self.runs_per_minute
+        if 0 <= excess < len(times):  # a limit of 0 never opens
+            self._rate_opens_at = times[excess] + _MINUTE
 
     def _submit(self, record: RequestRecord) -> bool:
         """Submit one run; False when Defender asks us to stop submitting for now."""
