@@ -43,9 +43,12 @@ class ResultSource(Protocol):
 
 
 class _Retry(Exception):
-    def __init__(self, seconds: float, reason: str) -> None:
+    def __init__(self, seconds: float, reason: str, *, whole_outbox: bool = True) -> None:
         super().__init__(reason)
         self.seconds = seconds
+        # Slack's limits are the workspace's: every item waits. A wait on Defender (a
+        # result) holds up only the thread it belongs to.
+        self.whole_outbox = whole_outbox
 
 
 class Deliverer:
@@ -114,7 +117,10 @@ class Deliverer:
             items = self.store.due_outbox(self.clock())
             if not items:
                 return delivered
+            waiting: set[str] = set()
             for position, item in enumerate(items):
+                if item.request_id in waiting:
+                    continue
                 if item.kind == "update_request" and _superseded(item, items[position + 1 :]):
                     self.store.outbox_done(item.id, self.clock())
                     continue
@@ -132,7 +138,10 @@ class Deliverer:
                     self.store.outbox_retry(
                         item.id, self.clock() + timedelta(seconds=retry.seconds), str(retry)
                     )
-                    return delivered
+                    if retry.whole_outbox:
+                        return delivered
+                    waiting.add(item.request_id)
+                    continue
                 delivered += 1
         return delivered
 
@@ -213,7 +222,9 @@ class Deliverer:
             self._reply(record, message.text, message.blocks)
             return
         except DefenderError as exc:
-            raise _Retry(_backoff(item.attempts), f"result download failed: {exc}") from None
+            raise _Retry(
+                _backoff(item.attempts), f"result download failed: {exc}", whole_outbox=False
+            ) from None
         try:
             if isinstance(command, GetFile):
                 name = PureWindowsPath(command.path).name or f"{record.id}-{position}"

@@ -267,8 +267,9 @@ class Store:
 
     # -- outbox ---------------------------------------------------------------------------
 
-    def due_outbox(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
-        """Undelivered items in creation order, up to the first one that must still wait."""
+    def due_outbox(self, now: datetime, limit: int = 500) -> list[OutboxItem]:
+        """Undelivered items in creation order, except those behind a waiting item of their
+        own request: a thread reads in order, and one request's wait holds up no other."""
         with self._reader.connect() as conn:
             rows = conn.execute(
                 sa.select(outbox)
@@ -277,6 +278,7 @@ class Store:
                 .limit(limit)
             ).mappings()
             items = []
+            waiting: set[str] = set()
             for row in rows:
                 item = OutboxItem(
                     id=row["id"],
@@ -286,8 +288,9 @@ class Store:
                     attempts=row["attempts"],
                     not_before=_utc(row["not_before"]) or now,
                 )
-                if item.not_before > now:
-                    break  # delivery is in order: nothing may overtake a waiting item
+                if item.request_id in waiting or item.not_before > now:
+                    waiting.add(item.request_id)
+                    continue
                 items.append(item)
             return items
 

@@ -1,0 +1,52 @@
+"""The outbox delivers each thread in order, and one thread's wait holds up no other."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bot.records import RequestRecord, RequestState
+from bot.store import Store, Transition
+from commands.models import CommandSequence, GetFile
+
+NOW = datetime(2026, 11, 28, 4, 0, tzinfo=UTC)
+
+
+def request(store: Store, request_id: str) -> None:
+    record = RequestRecord(
+        id=request_id,
+        created_at=NOW,
+        updated_at=NOW,
+        requester="U0REQ0001",
+        channel="C0SOC0001",
+        machine_id="a" * 40,
+        machine_name="ws-001",
+        machine={},
+        commands=CommandSequence.of(GetFile(path="/var/log/x")),
+        justification="why",
+        ticket=None,
+        state=RequestState.AWAITING_APPROVAL,
+        expires_at=NOW + timedelta(hours=1),
+    )
+    store.create(record, Transition().send("post_request").send("reply", text="1"), NOW)
+
+
+def test_a_waiting_item_holds_up_its_own_thread_only(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'lrbot.sqlite3'}")
+    request(store, "lr-aaaaaaaa")
+    request(store, "lr-bbbbbbbb")
+    first_a = store.due_outbox(NOW)[0]
+    store.outbox_retry(first_a.id, NOW + timedelta(seconds=30), "result download waits")
+
+    due = store.due_outbox(NOW)
+
+    assert [(i.request_id, i.kind) for i in due] == [
+        ("lr-bbbbbbbb", "post_request"),
+        ("lr-bbbbbbbb", "reply"),
+    ]
+    later = store.due_outbox(NOW + timedelta(seconds=31))
+    assert [(i.request_id, i.kind) for i in later][:2] == [
+        ("lr-aaaaaaaa", "post_request"),
+        ("lr-aaaaaaaa", "reply"),
+    ]
+    store.close()
