@@ -25,7 +25,7 @@ from bot.store import Store, Transition, requests
 from commands.errors import DefenderError
 from commands.wire import MachineAction
 
-__all__ = ["Lifecycle", "Outcome", "defender_comment", "new_request_id"]
+__all__ = ["Lifecycle", "Outcome", "change_transition", "defender_comment", "new_request_id"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,27 @@ def defender_comment(record: RequestRecord, requester: str, approver: str) -> st
         f" | reason: {' '.join(record.justification.split())}"
     )
     return text if len(text) <= MAX_COMMENT else text[: MAX_COMMENT - 1] + "…"
+
+
+def change_transition(
+    record: RequestRecord,
+    changes: dict[str, Any],
+    event: tuple[str, str | None, dict[str, Any]],
+    reply: Callable[[RequestRecord], views.Message] | None,
+    now: datetime,
+    *,
+    update_message: bool = True,
+) -> Transition:
+    """What one change writes: its event, its thread reply (rendered from the request as it
+    will be) and, if the message shows it, the rewrite of the request message."""
+    transition = Transition(dict(changes))
+    transition.events.append(event)
+    if reply is not None:
+        message = reply(record.with_changes(**changes, updated_at=now))
+        transition.send("reply", text=message.text, blocks=message.blocks)
+    if update_message or reply is not None:
+        transition.send("update_request")
+    return transition
 
 
 @dataclass(frozen=True)
@@ -164,12 +185,7 @@ class Lifecycle:
     ) -> RequestRecord | None:
         """One atomic change with its event, its thread reply and the message rewrite."""
         now = self.clock()
-        transition = Transition(dict(changes))
-        transition.events.append(event)
-        if reply is not None:
-            message = reply(record.with_changes(**changes, updated_at=now))
-            transition.send("reply", text=message.text, blocks=message.blocks)
-        transition.send("update_request")
+        transition = change_transition(record, changes, event, reply, now)
         return self.store.transition(record.id, transition, now, expect=expect, where=where)
 
     def decide(self, request_id: str, user: str, approve: bool) -> Outcome:

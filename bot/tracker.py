@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from bot import views
 from bot.directory import Directory
-from bot.lifecycle import Lifecycle, defender_comment
+from bot.lifecycle import Lifecycle, change_transition, defender_comment
 from bot.records import CommandState, RequestRecord, RequestState
 from bot.store import Store, Transition
 from commands.budget import CallBudget
@@ -552,13 +552,9 @@ class Tracker:
         update_message: bool = True,
     ) -> RequestRecord | None:
         now = self.clock()
-        transition = Transition(dict(changes))
-        transition.events.append(event)
-        if reply is not None:
-            message = reply(record.with_changes(**changes, updated_at=now))
-            transition.send("reply", text=message.text, blocks=message.blocks)
-        if update_message or reply is not None:
-            transition.send("update_request")
+        transition = change_transition(
+            record, changes, event, reply, now, update_message=update_message
+        )
         return self.store.transition(record.id, transition, now, expect=expect)
 
 
