@@ -80,7 +80,12 @@ def build_runtime(
     delivery.retry_handlers.clear()
 
     store = Store(settings.database_url)
-    directory = Directory(interactive, settings.usergroup_cache_seconds)
+    # Group membership is read while a click waits for its ack (decisions are stored before
+    # Slack's 200): a short timeout and no Retry-After sleep, failing closed to the last
+    # known members, keep that inside Slack's 3 seconds.
+    lookups = WebClient(token=token, base_url=settings.slack_api_url, timeout=2)
+    lookups.retry_handlers.clear()
+    directory = Directory(lookups, settings.usergroup_cache_seconds)
     policy = Policy(settings.requesters, settings.approvers)
     deliverer = Deliverer(
         store,
