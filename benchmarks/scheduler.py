@@ -51,7 +51,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -708,10 +708,9 @@ class Seeder:
         self.sim = sim
         self.lifecycle = Lifecycle(
             self.store,
-            Policy((), (APPROVER,)),
+            Policy.simple((), (APPROVER,)),
             Directory(WebClient(token=BOT_TOKEN, base_url=slack.base_url), 300),
             defender=None,  # type: ignore[arg-type]  # nothing is cancelled here
-            approval_ttl=timedelta(hours=1),
             clock=lambda: datetime.now(UTC),
         )
         self.commands = sequence("putfile evidence.txt")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["Action", "Block", "Callback", "row_block"]
+__all__ = ["Action", "Block", "Callback", "approve_value", "read_value", "row_block"]
 
 
 class Callback(StrEnum):
@@ -36,3 +36,19 @@ class Block(StrEnum):
 def row_block(index: int, part: str) -> str:
     """Block id of a command row's ``type`` select or ``value`` input (index from 0)."""
     return f"row_{index}_{part}"
+
+
+# The Approve button carries the payload digest its message showed: a click on a message
+# rendered for another payload approves nothing. 24 hex characters (96 bits) suffice for
+# that check and keep the value short.
+DIGEST_IN_BUTTON = 24
+
+
+def approve_value(request_id: str, digest: str | None) -> str:
+    return f"{request_id}:{digest[:DIGEST_IN_BUTTON]}" if digest else request_id
+
+
+def read_value(value: str) -> tuple[str, str | None]:
+    """A button's request id, and the digest it carries (None when it has none)."""
+    request_id, _, digest = value.partition(":")
+    return request_id, digest or None

@@ -51,6 +51,8 @@ class Accepted:
     library: dict[str, str | None]  # file name -> sha256 read at request time
     justification: str
     ticket: str | None
+    # For each command, the block its problems are shown under (a row, or the text box).
+    sources: tuple[str, ...] = ()
 
 
 def machine_card(machine: Machine, active: MachineAction | None) -> dict[str, Any]:
@@ -143,6 +145,7 @@ class Intake:
             library={name: library[name].sha256 for name in commands.library_files()},
             justification=values.justification,
             ticket=values.ticket or None,
+            sources=tuple(sources),
         )
 
     def _commands(
@@ -237,7 +240,18 @@ class Intake:
                 if isinstance(command, RunScript)
                 else None
             )
-            if name is None or name in library:
+            if name is None:
+                continue
+            if name in library and not library[name].sha256:
+                # An approval is bound to the file's content: without a hash there is
+                # nothing to bind it to, and a replaced file could run unseen.
+                errors.setdefault(
+                    block,
+                    f"Defender reports no SHA-256 for {name}, so an approval could not be"
+                    " bound to its content. Upload it to the library again.",
+                )
+                continue
+            if name in library:
                 continue
             known = ", ".join(sorted(library)[:15]) or "none"
             errors.setdefault(

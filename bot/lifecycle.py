@@ -18,10 +18,12 @@ import sqlalchemy as sa
 
 from bot import views
 from bot.directory import Directory
+from bot.ids import Block
 from bot.intake import Accepted, machine_card
 from bot.policy import Policy
 from bot.records import RequestRecord, RequestState
 from bot.store import Store, Transition, requests
+from commands.digest import payload_digest
 from commands.errors import DefenderError
 from commands.wire import MachineAction
 
@@ -45,11 +47,11 @@ def new_request_id() -> str:
     return "lr-" + "".join(secrets.choice(_ALPHABET) for _ in range(8))
 
 
-def defender_comment(record: RequestRecord, requester: str, approver: str) -> str:
+def defender_comment(record: RequestRecord, requester: str, approvers: str) -> str:
     """The action's Comment: Defender records the app as requestor, so name the people here."""
     ticket = f" | ticket {record.ticket}" if record.ticket else ""
     text = (
-        f"lrbot {record.id} | requested by {requester} | approved by {approver}{ticket}"
+        f"lrbot {record.id} | requested by {requester} | approved by {approvers}{ticket}"
         f" | reason: {' '.join(record.justification.split())}"
     )
     return text if len(text) <= MAX_COMMENT else text[: MAX_COMMENT - 1] + "…"
@@ -101,7 +103,6 @@ class Lifecycle:
         directory: Directory,
         defender: Canceller,
         *,
-        approval_ttl: timedelta,
         clock: Callable[[], datetime],
         wake_tracker: Callable[[], None] = lambda: None,
     ) -> None:
@@ -109,17 +110,42 @@ class Lifecycle:
         self.policy = policy
         self.directory = directory
         self.defender = defender
-        self.approval_ttl = approval_ttl
         self.clock = clock
         self.wake_tracker = wake_tracker
 
-    def may_request(self, user: str) -> Outcome:
+    def may_request(self, user: str, channel: str | None = None) -> Outcome:
+        """May this person open the request form (here)?"""
+        if channel is not None:
+            where = self.policy.may_use_channel(channel)
+            if not where:
+                return Outcome(False, views.sentence(where.reason))
         decision = self.policy.may_request(user, self.directory.members)
         return Outcome(decision.allowed, views.sentence(decision.reason))
+
+    def refusals(self, user: str, channel: str, accepted: Accepted) -> dict[str, str]:
+        """The policy's objections to a valid request, under the fields that caused them."""
+        errors: dict[str, str] = {}
+        where = self.policy.may_use_channel(channel)
+        if not where:
+            errors[str(Block.DEVICE)] = views.sentence(where.reason)
+        refused = self.policy.command_refusals(user, accepted.commands, self.directory.members)
+        for position, reason in refused.items():
+            block = (
+                accepted.sources[position - 1]
+                if position <= len(accepted.sources)
+                else str(Block.COMMANDS_TEXT)
+            )
+            message = views.sentence(f"Command {position}: {reason}")
+            errors[block] = f"{errors[block]} {message}" if block in errors else message
+        if errors:
+            log.info("policy refused a request by %s: %s", user, errors)
+        return errors
 
     def create(self, user: str, channel: str, accepted: Accepted) -> RequestRecord:
         """Store a valid request; the outbox posts it for approval."""
         now = self.clock()
+        needs = self.policy.requirement(accepted.commands)
+        library = dict(accepted.library)
         record = RequestRecord(
             id=new_request_id(),
             created_at=now,
@@ -133,7 +159,10 @@ class Lifecycle:
             justification=accepted.justification,
             ticket=accepted.ticket,
             state=RequestState.AWAITING_APPROVAL,
-            expires_at=now + self.approval_ttl,
+            expires_at=now + timedelta(minutes=needs.approval_minutes),
+            digest=payload_digest(accepted.machine.id, accepted.commands, library),
+            library=library,
+            approvals_needed=needs.approvals,
         )
         transition = (
             Transition()
@@ -145,6 +174,8 @@ class Lifecycle:
                 library=accepted.library,
                 justification=record.justification,
                 ticket=record.ticket,
+                digest=record.digest,
+                approvals_needed=record.approvals_needed,
             )
             .send("post_request")
         )
@@ -188,27 +219,43 @@ class Lifecycle:
         transition = change_transition(record, changes, event, reply, now)
         return self.store.transition(record.id, transition, now, expect=expect, where=where)
 
-    def decide(self, request_id: str, user: str, approve: bool) -> Outcome:
-        """Approve or reject, once: the first valid click wins."""
+    def decide(
+        self, request_id: str, user: str, approve: bool, digest: str | None = None
+    ) -> Outcome:
+        """Approve or reject. A rejection, or the last approval needed, decides it once.
+
+        ``digest`` is the payload digest on the button that was clicked: an approval counts
+        only for the exact payload its approver saw.
+        """
         found = self._find(request_id)
         if isinstance(found, Outcome):
             return found
         if not approve and user == found.requester:
             return Outcome(False, "To take back your own request, use Withdraw.")
-        decision = self.policy.may_approve(user, found, self.directory.members)
+        decision = self.policy.may_approve(
+            user,
+            found.requester,
+            found.commands,
+            self.directory.members,
+            already=found.approvals if approve else (),
+        )
         if not decision:
             log.info("refused decision on %s by %s: %s", found.id, user, decision.reason)
             return Outcome(False, views.sentence(decision.reason))
+        if approve and digest and found.digest and digest != found.digest[: len(digest)]:
+            log.warning("approval of %s by %s was for another payload", found.id, user)
+            return Outcome(
+                False,
+                f"Request {found.id} changed after this message was shown to you; nothing was"
+                " approved. Look at the request again.",
+            )
+        if approve:
+            return self._approve(found, user)
         now = self.clock()
-        kind = "approved" if approve else "rejected"
         updated = self._apply(
             found,
-            {
-                "state": RequestState.APPROVED if approve else RequestState.REJECTED,
-                "decided_by": user,
-                "decided_at": now,
-            },
-            (kind, user, {}),
+            {"state": RequestState.REJECTED, "decided_by": user, "decided_at": now},
+            ("rejected", user, {}),
             views.reply_decision,
             expect=[RequestState.AWAITING_APPROVAL],
             where=requests.c.expires_at > now,
@@ -216,8 +263,46 @@ class Lifecycle:
         if updated is None:
             self.expire_due()
             return self._closed_message(self.store.get(found.id) or found)
-        log.info("request %s %s by %s", found.id, kind, user)
-        if approve:
+        log.info("request %s rejected by %s", found.id, user)
+        return Outcome(True)
+
+    def _approve(self, found: RequestRecord, user: str) -> Outcome:
+        now = self.clock()
+
+        def build(record: RequestRecord, complete: bool) -> Transition:
+            event = (
+                "approved" if complete else "approval",
+                user,
+                {
+                    "digest": record.digest,
+                    "approvals": len(record.approvals),
+                    "needed": record.approvals_needed,
+                },
+            )
+            changes: dict[str, Any] = {}
+            if complete:
+                changes = {"state": RequestState.APPROVED, "decided_by": user, "decided_at": now}
+            return change_transition(
+                record, changes, event, lambda r: views.reply_approval(r, user), now
+            )
+
+        outcome, record = self.store.approve(found.id, user, now, build)
+        if outcome == "duplicate":
+            return Outcome(
+                False, "You have already approved this request; another approver is needed."
+            )
+        if outcome == "closed" or record is None:
+            self.expire_due()
+            return self._closed_message(self.store.get(found.id) or found)
+        log.info(
+            "request %s: approval by %s (%d of %d)%s",
+            found.id,
+            user,
+            len(record.approvals),
+            record.approvals_needed,
+            ", approved" if outcome == "approved" else "",
+        )
+        if outcome == "approved":
             self.wake_tracker()
         return Outcome(True)
 
@@ -225,7 +310,7 @@ class Lifecycle:
         found = self._find(request_id)
         if isinstance(found, Outcome):
             return found
-        decision = self.policy.may_withdraw(user, found)
+        decision = self.policy.may_withdraw(user, found.requester)
         if not decision:
             return Outcome(False, views.sentence(decision.reason))
         updated = self._apply(
@@ -244,7 +329,7 @@ class Lifecycle:
         found = self._find(request_id)
         if isinstance(found, Outcome):
             return found
-        decision = self.policy.may_cancel(user, found, self.directory.members)
+        decision = self.policy.may_cancel(user, found.requester, self.directory.members)
         if not decision:
             return Outcome(False, views.sentence(decision.reason))
         if found.state not in CANCELLABLE:

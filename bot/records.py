@@ -88,7 +88,23 @@ class RequestRecord:
     finished_at: datetime | None = None
     cancelled_by: str | None = None
     note: str | None = None
+    # What the approvals are bound to: the payload digest (commands.digest) and the sha256
+    # of each library file the commands use, as Defender reported them at request time.
+    digest: str | None = None
+    library: dict[str, str | None] = field(default_factory=dict)
+    approvals_needed: int = 1
     command_states: tuple[CommandState, ...] = field(default_factory=tuple)
+    # Who approved so far, in order (the last one completed the approval).
+    approvals: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def approvers(self) -> tuple[str, ...]:
+        """Everyone who approved; ``decided_by`` alone for requests from before approvals."""
+        if self.approvals:
+            return self.approvals
+        if self.decided_by and self.state not in _UNAPPROVED:
+            return (self.decided_by,)
+        return ()
 
     def to_row(self) -> dict[str, Any]:
         row = {k: getattr(self, k) for k in _COLUMNS}
@@ -97,18 +113,32 @@ class RequestRecord:
         return row
 
     @classmethod
-    def from_row(cls, row: dict[str, Any], states: list[CommandState]) -> RequestRecord:
+    def from_row(
+        cls, row: dict[str, Any], states: list[CommandState], approvals: tuple[str, ...] = ()
+    ) -> RequestRecord:
         values = {k: row[k] for k in _COLUMNS}
         values["commands"] = CommandSequence.model_validate(row["commands"])
         values["state"] = RequestState(row["state"])
-        return cls(**values, command_states=tuple(states))
+        values["library"] = dict(row.get("library") or {})
+        values["approvals_needed"] = int(row.get("approvals_needed") or 1)
+        return cls(**values, command_states=tuple(states), approvals=approvals)
 
     def with_changes(self, **changes: Any) -> RequestRecord:
         return replace(self, **changes)
 
 
 _COLUMNS = tuple(
-    name for name in RequestRecord.__dataclass_fields__ if name not in {"command_states"}
+    name
+    for name in RequestRecord.__dataclass_fields__
+    if name not in {"command_states", "approvals"}
+)
+_UNAPPROVED = frozenset(
+    {
+        RequestState.AWAITING_APPROVAL,
+        RequestState.REJECTED,
+        RequestState.WITHDRAWN,
+        RequestState.EXPIRED,
+    }
 )
 
 

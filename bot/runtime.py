@@ -17,7 +17,7 @@ from bot.directory import Directory
 from bot.intake import Intake
 from bot.lifecycle import Lifecycle
 from bot.outbox import Deliverer
-from bot.policy import Policy
+from bot.policy_file import policy_from_settings
 from bot.services import Services
 from bot.settings import BotSettings
 from bot.store import Store
@@ -86,7 +86,7 @@ def build_runtime(
     lookups = WebClient(token=token, base_url=settings.slack_api_url, timeout=2)
     lookups.retry_handlers.clear()
     directory = Directory(lookups, settings.usergroup_cache_seconds)
-    policy = Policy(settings.requesters, settings.approvers)
+    policy = policy_from_settings(settings)
     deliverer = Deliverer(
         store,
         delivery,
@@ -103,7 +103,6 @@ def build_runtime(
         policy,
         directory,
         defender_for_people,
-        approval_ttl=timedelta(seconds=settings.approval_ttl_seconds),
         clock=clock,
     )
     tracker = Tracker(

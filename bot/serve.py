@@ -12,6 +12,7 @@ from typing import Any
 
 from bot.defender import real_defender, simulated_defender
 from bot.http import HttpServer
+from bot.policy_file import policy_from_settings
 from bot.runtime import build_runtime
 from bot.settings import BotSettings, load_bot_settings
 from commands.config import load_defender_settings
@@ -26,12 +27,7 @@ def validate_for_serving(settings: BotSettings) -> bool:
     """Refuse to start without what this mode needs; True for Socket Mode."""
     if settings.slack_bot_token is None:
         raise ConfigurationError("SLACK_BOT_TOKEN: required (the bot token, xoxb-…)")
-    if not settings.approvers:
-        # Without approvers nobody could approve, or worse, anybody could: refuse to guess.
-        raise ConfigurationError(
-            "LRBOT_APPROVERS: required: the Slack user ids (U…) or user groups (S…) who may"
-            " approve live response"
-        )
+    policy_from_settings(settings)  # a bad policy stops the start, with its precise error
     socket_mode = settings.slack_app_token is not None
     if not socket_mode and settings.slack_signing_secret is None:
         raise ConfigurationError(

@@ -45,6 +45,8 @@ class BotSettings(BaseSettings):
     approvers: Annotated[tuple[str, ...], NoDecode] = Field(
         (), validation_alias=AliasChoices("LRBOT_APPROVERS")
     )
+    # A policy file (TOML) replaces LRBOT_REQUESTERS/APPROVERS/APPROVAL_TTL_MINUTES' rules.
+    policy_file: Path | None = _env("LRBOT_POLICY")
     approval_ttl_minutes: float = Field(
         60, gt=0, le=7 * 24 * 60, validation_alias=AliasChoices("LRBOT_APPROVAL_TTL_MINUTES")
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,6 +53,20 @@ requests = sa.Table(
     sa.Column("finished_at", sa.DateTime(timezone=True)),
     sa.Column("cancelled_by", sa.String(32)),
     sa.Column("note", sa.Text),
+    sa.Column("digest", sa.String(64)),
+    sa.Column("library", sa.JSON),
+    sa.Column("approvals_needed", sa.Integer, nullable=False, default=1),
+)
+
+# One row per distinct approver, with the payload digest they approved: a request needing
+# two approvals is approved when two different people have approved the same payload.
+approvals = sa.Table(
+    "approvals",
+    metadata,
+    sa.Column("request_id", sa.ForeignKey("requests.id"), primary_key=True),
+    sa.Column("user", sa.String(32), primary_key=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
 )
 
 command_states = sa.Table(
@@ -211,6 +225,65 @@ class Store:
             self._write_extras(conn, request_id, transition, now)
             return self._load(conn, request_id)
 
+    def approve(
+        self,
+        request_id: str,
+        user: str,
+        now: datetime,
+        build: Callable[[RequestRecord, bool], Transition],
+    ) -> tuple[str, RequestRecord | None]:
+        """Record ``user``'s approval of an open request, and approve the request when it has
+        all the distinct approvals it needs.
+
+        ``build(record, complete)`` gives the transition to write, from the request as it
+        will be with this approval. Returns ``("approved" | "recorded" | "duplicate" |
+        "closed", record)``. The request row is locked first, so two approvers finishing at
+        once on PostgreSQL cannot both see one approval and leave the request waiting.
+        """
+        with self.engine.begin() as conn:
+            row = (
+                conn.execute(
+                    sa.select(requests.c.state, requests.c.expires_at, requests.c.digest)
+                    .where(requests.c.id == request_id)
+                    .with_for_update()
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                return "closed", None
+            expires_at = _utc(row["expires_at"])
+            if row["state"] != str(RequestState.AWAITING_APPROVAL) or (
+                expires_at is not None and expires_at <= now
+            ):
+                return "closed", self._load(conn, request_id)
+            record = self._load(conn, request_id)
+            assert record is not None
+            if user in record.approvals:
+                return "duplicate", record
+            conn.execute(
+                approvals.insert().values(
+                    request_id=request_id, user=user, at=now, digest=row["digest"] or ""
+                )
+            )
+            given = (*record.approvals, user)
+            complete = len(given) >= record.approvals_needed
+            transition = build(record.with_changes(approvals=given), complete)
+            changes = {**transition.changes, "updated_at": now}
+            conn.execute(requests.update().where(requests.c.id == request_id).values(**changes))
+            self._write_extras(conn, request_id, transition, now)
+            return ("approved" if complete else "recorded"), self._load(conn, request_id)
+
+    def approval_digests(self, request_id: str) -> dict[str, str]:
+        """Each approver's user id and the payload digest they approved."""
+        with self._reader.connect() as conn:
+            rows = conn.execute(
+                sa.select(approvals.c.user, approvals.c.digest).where(
+                    approvals.c.request_id == request_id
+                )
+            )
+            return {str(user): str(digest) for user, digest in rows}
+
     def in_states(
         self, states: Sequence[RequestState], *, expired_by: datetime | None = None
     ) -> list[RequestRecord]:
@@ -367,8 +440,14 @@ class Store:
             .where(command_states.c.request_id == request_id)
             .order_by(command_states.c.position)
         ).mappings()
+        approvers = conn.execute(
+            sa.select(approvals.c.user)
+            .where(approvals.c.request_id == request_id)
+            .order_by(approvals.c.at, approvals.c.user)
+        ).scalars()
         values = {k: _utc(v) if isinstance(v, datetime) else v for k, v in row.items()}
         return RequestRecord.from_row(
             values,
             [CommandState(status=s["status"], errors=s["errors"]) for s in states],
+            tuple(str(a) for a in approvers),
         )

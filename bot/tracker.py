@@ -22,6 +22,7 @@ from bot.lifecycle import Lifecycle, change_transition, defender_comment
 from bot.records import CommandState, RequestRecord, RequestState
 from bot.store import Store, Transition
 from commands.budget import CallBudget
+from commands.digest import library_changes, payload_digest
 from commands.errors import (
     ActiveRequestAlreadyExists,
     ApiError,
@@ -31,7 +32,7 @@ from commands.errors import (
     Throttled,
 )
 from commands.models import CommandSequence
-from commands.wire import FINAL_COMMAND_STATUSES, MachineAction
+from commands.wire import FINAL_COMMAND_STATUSES, LibraryFile, MachineAction
 
 __all__ = ["Tracker", "TrackerDefender"]
 
@@ -55,6 +56,7 @@ class TrackerDefender(Protocol):
     ) -> list[MachineAction]: ...
     def cancel_action(self, action_id: str, comment: str) -> MachineAction: ...
     def active_action(self, machine_id: str) -> MachineAction | None: ...
+    def library_files(self) -> list[LibraryFile]: ...
 
 
 class Tracker:
@@ -229,12 +231,25 @@ class Tracker:
         """Submit one run; False when Defender asks us to stop submitting for now."""
         now = self.clock()
         assert record.decided_by is not None
+        refusal = self._binding_broken(record)
+        if refusal is False:
+            return False
+        if isinstance(refusal, str):
+            log.warning("request %s not submitted: %s", record.id, refusal)
+            self._change(
+                record,
+                {"state": RequestState.REFUSED, "note": refusal, "finished_at": now},
+                ("refused_unapproved_payload", None, {"reason": refusal}),
+                reply=lambda r: views.reply_not_approved(r, refusal),
+                expect=[RequestState.APPROVED],
+            )
+            return True
         # Names first: should asking Slack fail, the run is still approved, not stranded in
         # 'submitting' (only a restart looks at those again).
         comment = defender_comment(
             record,
             self.directory.display_name(record.requester),
-            self.directory.display_name(record.decided_by),
+            ", ".join(self.directory.display_name(u) for u in record.approvers),
         )
         claimed = self._change(
             record,
@@ -312,6 +327,35 @@ class Tracker:
         # counts it from the answer, so its slot is never reused before Defender's is.
         self._adopt(claimed, action, expect=[RequestState.SUBMITTING], submitted_at=self.clock())
         return True
+
+    def _binding_broken(self, record: RequestRecord) -> str | bool | None:
+        """Why the approved payload is not what would run now; None when it is the same.
+
+        False when the library could not be read: try again later, as for any call. The
+        library is read just before the POST; Defender offers no conditional run, so a file
+        replaced in the moments between cannot be caught here.
+        """
+        if record.digest is None:
+            return None  # approved before approvals were bound to a payload
+        digest = payload_digest(record.machine_id, record.commands, record.library)
+        if digest != record.digest:
+            return "the request was changed after it was approved"
+        approved = self.store.approval_digests(record.id)
+        stale = sorted(u for u, d in approved.items() if d != record.digest)
+        if stale:
+            return f"the approval of {', '.join(stale)} was for another version of the request"
+        if not record.library:
+            return None
+        try:
+            files = self.defender.library_files()
+        except DefenderError as exc:
+            log.warning("request %s: library not readable before submission: %s", record.id, exc)
+            return False
+        current = {f.file_name: f.sha256 for f in files}
+        changes = library_changes(record.library, current)
+        if changes:
+            return "; ".join(c.describe() for c in changes)
+        return None
 
     def _adopt(
         self,

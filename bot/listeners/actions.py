@@ -14,7 +14,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.ids import Action
+from bot.ids import Action, read_value
 from bot.lifecycle import Outcome
 from bot.services import Services
 
@@ -28,7 +28,7 @@ def _clicked(body: dict[str, Any]) -> tuple[str, str, str]:
     channel = str((body.get("channel") or {}).get("id", ""))
     actions = body.get("actions") or [{}]
     value = actions[0].get("value") if isinstance(actions[0], dict) else None
-    return user, channel, str(value or "")[:64]
+    return user, channel, str(value or "")[:100]
 
 
 def register(app: App, services: Services) -> None:
@@ -61,11 +61,15 @@ def register(app: App, services: Services) -> None:
 
     @app.action(str(Action.APPROVE))
     def approve(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        handle(ack, body, client, lambda r, u: lifecycle.decide(r, u, approve=True))
+        def decide(value: str, user: str) -> Outcome:
+            request_id, digest = read_value(value)
+            return lifecycle.decide(request_id, user, approve=True, digest=digest)
+
+        handle(ack, body, client, decide)
 
     @app.action(str(Action.REJECT))
     def reject(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        handle(ack, body, client, lambda r, u: lifecycle.decide(r, u, approve=False))
+        handle(ack, body, client, lambda v, u: lifecycle.decide(read_value(v)[0], u, approve=False))
 
     @app.action(str(Action.WITHDRAW))
     def withdraw(ack: Ack, body: dict[str, Any], client: WebClient) -> None:

@@ -33,9 +33,14 @@ def register(app: App, services: Services) -> None:
         if text.lower() in HELP_WORDS:
             ack(response_type="ephemeral", text=views.help_text(command_name))
             return
+        channel = str(command.get("channel_id", ""))
+        where = services.lifecycle.policy.may_use_channel(channel)
+        if not where:
+            ack(response_type="ephemeral", text=views.sentence(where.reason))
+            return
         ack()
         device, rest = split_device_and_commands(text)
-        meta = ModalMetadata(channel_id=str(command.get("channel_id", "")), rows=1)
+        meta = ModalMetadata(channel_id=channel, rows=1)
         values = ModalValues(device=device[:300], commands_text=rest[:3000])
         # The trigger_id lives 3 seconds: open the modal before anything that may be slow.
         opened = client.views_open(

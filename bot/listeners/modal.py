@@ -55,6 +55,10 @@ def register(app: App, services: Services) -> None:
             log.info("request form from %s refused: %s", user, result)
             ack(response_action="errors", errors=field_errors(view, result))
             return
+        refused = services.lifecycle.refusals(user, meta.channel_id, result)
+        if refused:
+            ack(response_action="errors", errors=field_errors(view, refused))
+            return
         # Stored before Slack closes the form: once it has its 200, a crash must not lose it.
         services.lifecycle.create(user, meta.channel_id, result)
         ack()

@@ -335,3 +335,9 @@ def button(
 def reply(text: str, *blocks: dict[str, Any]) -> Message:
     """A thread reply: ``text`` in plain words, the blocks as given."""
     return Message(text=text, blocks=list(blocks))
+
+
+def approvers_text(record: RequestRecord) -> str:
+    """``<@A> and <@B>``: everyone whose approval the run carries."""
+    names = [mention(u) for u in record.approvers] or [mention(record.decided_by)]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.ids import Action
+from bot.ids import DIGEST_IN_BUTTON, Action, approve_value
 from bot.records import RequestRecord, RequestState
 from bot.views.common import (
     Message,
+    approvers_text,
     button,
     clip,
     code_block,
@@ -76,6 +77,7 @@ def request_message(record: RequestRecord, now: datetime) -> Message:
         _device(record, now),
         *_warnings(record),
         *_commands(record),
+        *_binding(record),
         section(_status(record, now)),
         *_buttons(record),
         context(f"Request `{clip(record.id, 100)}`"),
@@ -181,6 +183,18 @@ def _commands(record: RequestRecord) -> list[dict[str, Any]]:
     return blocks
 
 
+def _binding(record: RequestRecord) -> list[dict[str, Any]]:
+    """What the approvals are bound to: the library files' hashes and the payload digest."""
+    if not record.digest:
+        return []
+    lines = [
+        f"`{clip(name, 80)}` sha256 `{clip(sha or 'unknown', 70)}`"
+        for name, sha in sorted(record.library.items())[:10]
+    ]
+    lines.append(f"Approval covers payload `{record.digest[:DIGEST_IN_BUTTON]}`")
+    return [context("\n".join(lines))]
+
+
 def _progress(record: RequestRecord, index: int, errors_limit: int) -> str:
     word = outcome(record, index)
     errors = command_state(record, index).errors
@@ -199,9 +213,18 @@ def _status(record: RequestRecord, now: datetime) -> str:
     state = record.state
     if state is RequestState.AWAITING_APPROVAL:
         # An absolute time only: a countdown would be frozen at posting and wrong soon after.
+        if record.approvals_needed <= 1:
+            return (
+                f"Approval expires {slack_date(record.expires_at)}."
+                " A second analyst approves or rejects it; the requester can withdraw it."
+            )
+        given = len(record.approvals)
+        so_far = f" so far: {approvers_text(record)}" if given else ""
         return (
-            f"Approval expires {slack_date(record.expires_at)}."
-            " A second analyst approves or rejects it; the requester can withdraw it."
+            f"Needs {record.approvals_needed} distinct approvers ({given} of"
+            f" {record.approvals_needed}{so_far}). Approval expires"
+            f" {slack_date(record.expires_at)}. Any approver can reject it; the requester can"
+            " withdraw it."
         )
     if state is RequestState.REJECTED:
         return _by("Rejected", record.decided_by, record.decided_at) + " Nothing ran."
@@ -209,7 +232,8 @@ def _status(record: RequestRecord, now: datetime) -> str:
         return _by("Withdrawn", "the requester", record.decided_at) + " Nothing ran."
     if state is RequestState.EXPIRED:
         return f"Expired at {slack_date(record.expires_at)}: nobody approved it. Nothing ran."
-    approved = _by("Approved", record.decided_by, record.decided_at)
+    at = f" at {slack_date(record.decided_at)}" if record.decided_at else ""
+    approved = f"Approved by {approvers_text(record)}{at}."
     return "\n".join([approved, *_run_lines(record)])
 
 
@@ -269,7 +293,13 @@ def _buttons(record: RequestRecord) -> list[dict[str, Any]]:
             "Back",
         )
         elements = [
-            button("Approve", Action.APPROVE, record.id, "primary", approve),
+            button(
+                "Approve",
+                Action.APPROVE,
+                approve_value(record.id, record.digest),
+                "primary",
+                approve,
+            ),
             button("Reject", Action.REJECT, record.id, "danger"),
             button("Withdraw (requester)", Action.WITHDRAW, record.id),
         ]
@@ -296,12 +326,14 @@ def _summary(record: RequestRecord, now: datetime) -> str:
     state = record.state
     if state is RequestState.AWAITING_APPROVAL:
         sentences.append(f"Approval expires {utc_text(record.expires_at)}.")
+        if record.approvals_needed > 1:
+            sentences.append(f"Approvals: {len(record.approvals)} of {record.approvals_needed}.")
     elif state in (RequestState.REJECTED, RequestState.WITHDRAWN):
         sentences.append(f"{words.capitalize()} by {mention(record.decided_by)}.")
     elif state is RequestState.EXPIRED:
         sentences.append(f"Expired {utc_text(record.expires_at)}; nothing ran.")
     else:
-        sentences.append(f"Approved by {mention(record.decided_by)}.")
+        sentences.append(f"Approved by {approvers_text(record)}.")
     if state is RequestState.REFUSED:
         sentences.append(f"Defender refused it: {clip(record.note or 'no reason given', 300)}.")
     elif state is RequestState.APPROVED and record.note:

@@ -7,6 +7,7 @@ from datetime import datetime
 from bot.records import RequestRecord, RequestState
 from bot.views.common import (
     Message,
+    approvers_text,
     clip,
     code_block,
     code_blocks,
@@ -226,7 +227,7 @@ def reply_decision(record: RequestRecord) -> Message:
     elif state is RequestState.WITHDRAWN:
         mark, said, after = "↩️", "Withdrawn by the requester", " Nothing will run."
     else:
-        mark, said, after = "✅", f"Approved by {who}", ""
+        mark, said, after = "✅", f"Approved by {approvers_text(record)}", ""
     when, shown_when = "", ""
     if record.decided_at:
         when, shown_when = (
@@ -234,6 +235,26 @@ def reply_decision(record: RequestRecord) -> Message:
             f" at {slack_date(record.decided_at)}",
         )
     return reply(f"{said}{when}.{after}", section(f"{mark} {said}{shown_when}.{after}"))
+
+
+def reply_not_approved(record: RequestRecord, reason: str) -> Message:
+    """The run was not submitted: what would run now is not what was approved."""
+    said = (
+        f"Not submitted: {reason}. Nothing ran. Ask for a new request so that it can be"
+        " approved as it is now."
+    )
+    return reply(said, section(f"🛑 {clip(said, 2900)}"))
+
+
+def reply_approval(record: RequestRecord, user: str) -> Message:
+    """One approval: the decision when it was the last one needed, else how many remain."""
+    if record.state is not RequestState.AWAITING_APPROVAL:
+        return reply_decision(record)
+    given, needed = len(record.approvals), record.approvals_needed
+    left = needed - given
+    more = f"{left} more approver{'s' if left != 1 else ''} needed"
+    said = f"Approved by {mention(user)} ({given} of {needed}); {more}"
+    return reply(f"{said}.", section(f"☑️ {said}."))
 
 
 def output_fits_inline(output: str, inline_limit: int) -> bool:
