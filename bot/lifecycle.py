@@ -146,6 +146,13 @@ class Lifecycle:
                 justification=record.justification,
                 ticket=record.ticket,
             )
+            # Intake checked the device and the library: what it found, for the audit trail.
+            .event(
+                "validated",
+                None,
+                machine_id=record.machine_id,
+                library=accepted.library,
+            )
             .send("post_request")
         )
         self.store.create(record, transition, now)
