@@ -119,3 +119,23 @@ def test_a_result_over_the_size_limit_is_an_audited_result_error(tmp_path: Path)
         assert (error.actor, error.action_id) == (None, record.action_id)
         assert detail(error)["position"] == 1 and "104 bytes" in detail(error)["reason"]
         assert_chain_intact(bot)
+
+
+def test_a_wait_for_the_run_rate_is_audited_once(tmp_path: Path) -> None:
+    with run_bot(tmp_path, limits={"runs_per_minute": 0}) as bot:
+        first = approve(bot, "ws-001.contoso.com", "getfile C:\\Temp\\a.txt")
+        first_id = bot.record(first).id
+        bot.wait(
+            lambda: any(e.kind == "queued" for e in trail(bot, first_id)), "the first run queued"
+        )
+        # The second run's wait is seen by a later tick, which saw the first one waiting too.
+        second = approve(bot, "ws-0011.contoso.com", "getfile C:\\Temp\\a.txt")
+        second_id = bot.record(second).id
+        bot.wait(
+            lambda: any(e.kind == "queued" for e in trail(bot, second_id)), "the second queued"
+        )
+        queued = [e for e in trail(bot, first_id) if e.kind == "queued"]
+        assert len(queued) == 1
+        assert queued[0].actor is None and "run rate" in detail(queued[0])["reason"]
+        assert bot.record(first).state is RequestState.APPROVED
+        assert_chain_intact(bot)
