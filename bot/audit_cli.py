@@ -24,9 +24,6 @@ from commands.errors import ConfigurationError
 
 __all__ = ["BadDate", "add_audit_parser", "parse_when", "verify_store"]
 
-# The head moves while the bot appends: check again rather than report a false break.
-_VERIFY_ATTEMPTS = 5
-
 
 class _DatabaseSettings(BaseSettings):
     """``LRBOT_DATABASE_URL`` alone, with the bot's default: nothing else is needed here."""
@@ -65,13 +62,25 @@ def parse_when(text: str) -> datetime:
 
 
 def verify_store(store: Store) -> Verification:
-    """The chain as it stands; a head that moved during the walk means the bot appended."""
-    result = verify([], None)
-    for _ in range(_VERIFY_ATTEMPTS):
-        head = store.audit_head()
-        result = verify(store.audit_entries(), head)
-        if result.ok or store.audit_head() == head:
-            return result
+    """The chain up to the head as it was when the check began, then whether any entry
+    lies past the head: the bot may append meanwhile, and that is no break."""
+    head = store.audit_head()
+    result = verify(store.audit_entries(through=None if head is None else head.seq), head)
+    if not result.ok:
+        return result
+    # The highest seq first, the head after: an append commits its entry and the head
+    # together, so an entry the app wrote is never past a head read later.
+    last = store.audit_last_seq()
+    later = store.audit_head()
+    if later is not None and last > later.seq:
+        return Verification(
+            ok=False,
+            entries=result.entries,
+            head_hash=result.head_hash,
+            problem=f"the entry lies past the head (seq {later.seq}): added behind the app's"
+            " back, or the head was set back",
+            bad_seq=later.seq + 1,
+        )
     return result
 
 

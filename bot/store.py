@@ -322,16 +322,25 @@ class Store:
             row = conn.execute(sa.select(audit_head).where(audit_head.c.id == 1)).first()
             return None if row is None else AuditHead(seq=row.seq, hash=row.hash)
 
+    def audit_last_seq(self) -> int:
+        """The highest seq in ``audit_log`` (0 when empty), whatever the head says."""
+        with self._reader.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.max(audit_log.c.seq))).scalar() or 0)
+
     def audit_entries(
         self,
         since: datetime | None = None,
         until: datetime | None = None,
         *,
+        through: int | None = None,
         chunk: int = 500,
     ) -> Iterator[AuditEntry]:
-        """Entries in seq order (``since <= at < until``), read ``chunk`` at a time: a long
-        trail is never held in memory, nor a read transaction open while it is written out."""
+        """Entries in seq order (``since <= at < until``, seq up to ``through``), read
+        ``chunk`` at a time: a long trail is never held in memory, nor a read transaction
+        open while it is written out."""
         condition: sa.ColumnElement[bool] = sa.true()
+        if through is not None:
+            condition = condition & (audit_log.c.seq <= through)
         # Stored in UTC, and SQLite compares the text: bounds must be UTC too.
         if since is not None:
             condition = condition & (audit_log.c.at >= _as_utc(since))
@@ -454,6 +463,8 @@ class Store:
             )
 
     def _init_audit_head(self) -> None:
+        if self.audit_head() is not None:
+            return  # no write lock for a reader such as ``lrbot audit verify``
         with self.engine.begin() as conn:
             if conn.execute(sa.select(audit_head.c.id)).first() is not None:
                 return

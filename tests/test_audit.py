@@ -21,6 +21,7 @@ from bot.audit import (
     export_rows,
     verify,
 )
+from bot.audit_cli import verify_store
 from bot.records import RequestRecord, RequestState
 from bot.store import Store, Transition, audit_head, audit_log
 from commands.models import CommandSequence, GetFile
@@ -176,7 +177,7 @@ def test_no_link_signature_or_token_reaches_the_trail(store: Store) -> None:
 
 def test_the_app_offers_no_way_to_change_the_trail() -> None:
     audit_api = sorted(n for n in dir(Store) if "audit" in n and not n.startswith("_"))
-    assert audit_api == ["audit", "audit_entries", "audit_head"]
+    assert audit_api == ["audit", "audit_entries", "audit_head", "audit_last_seq"]
 
 
 def test_entries_stream_in_chunks_and_filter_by_time(tmp_path: Path) -> None:
@@ -354,4 +355,52 @@ def test_concurrent_writers_keep_one_contiguous_chain(tmp_path: Path) -> None:
     assert [r.seq for r in rows] == list(range(1, total + 1))
     result = verify(rows, store.audit_head())
     assert result.ok and result.entries == total, result.problem
+    store.close()
+
+
+# -- checking a live store --------------------------------------------------------------
+
+
+def test_verify_store_finds_an_entry_past_the_head(store: Store) -> None:
+    last = entries(store)[-1]
+    forged = entry_hash(6, NOW, None, APPROVER, "cancelled", None, "{}", last.hash)
+    with store.engine.begin() as conn:
+        conn.execute(
+            audit_log.insert().values(
+                seq=6, at=NOW, actor=APPROVER, kind="cancelled", detail="{}",
+                prev_hash=last.hash, hash=forged,
+            )
+        )  # fmt: skip
+    result = verify_store(store)
+    assert (result.ok, result.bad_seq, result.entries) == (False, 6, 5)
+    assert "past the head" in (result.problem or "")
+
+
+def test_verify_store_while_the_bot_appends_is_never_a_false_break(tmp_path: Path) -> None:
+    """One writer appends as fast as it can; every check meanwhile finds the chain intact."""
+    store = new_store(tmp_path)
+    request(store, "lr-aaaaaaaa")
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        writer = new_store(tmp_path)
+        try:
+            for n in range(300):
+                writer.audit("lr-aaaaaaaa", "result", None, NOW, position=n)
+        except BaseException as exc:  # noqa: BLE001 - a thread's failure is the test's
+            errors.append(exc)
+        finally:
+            writer.close()
+            done.set()
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    checks = []
+    while not done.is_set():
+        checks.append(verify_store(store))
+    thread.join(timeout=60)
+    assert not thread.is_alive() and not errors, errors
+    assert checks and all(c.ok for c in checks), [c.problem for c in checks if not c.ok]
+    assert verify_store(store).entries == 301
     store.close()
