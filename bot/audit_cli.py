@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import TextIO
 
+import sqlalchemy as sa
 from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -41,7 +42,34 @@ def _store() -> Store:
         url = _DatabaseSettings().database_url
     except ValidationError as exc:
         raise ConfigurationError(f"LRBOT_DATABASE_URL: {exc.errors()[0]['msg']}") from None
+    _require_trail(url)
     return Store(url)
+
+
+def _require_trail(url: str) -> None:
+    """A mistyped URL must not read as an empty, intact trail (opening the store would
+    create one), so the database and its ``audit_log`` must already exist."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        raise ConfigurationError(f"LRBOT_DATABASE_URL: {url!r} is not a database URL") from None
+    shown = parsed.render_as_string(hide_password=True)
+    database = parsed.database or ""
+    if parsed.get_backend_name() == "sqlite" and (
+        database in ("", ":memory:") or not Path(database).is_file()
+    ):
+        raise ConfigurationError(f"LRBOT_DATABASE_URL: no database at {shown}")
+    engine = sa.create_engine(parsed)
+    try:
+        with engine.connect() as conn:
+            present = sa.inspect(conn).has_table("audit_log")
+    except sa.exc.SQLAlchemyError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigurationError(f"LRBOT_DATABASE_URL: cannot open {shown}: {reason}") from None
+    finally:
+        engine.dispose()
+    if not present:
+        raise ConfigurationError(f"LRBOT_DATABASE_URL: {shown} has no audit trail")
 
 
 class BadDate(ValueError):

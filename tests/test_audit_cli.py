@@ -104,3 +104,12 @@ def test_verify_broken(trail: Path) -> None:
     assert result.stdout.strip() == (
         "audit trail BROKEN at entry seq 2: hash mismatch: the entry was changed"
     )
+
+
+def test_no_database_is_an_error_not_an_empty_trail(tmp_path: Path) -> None:
+    result = lrbot(tmp_path, "audit", "verify")
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lrbot: configuration error: ")
+    assert "LRBOT_DATABASE_URL: no database at" in lines[0]
+    assert not (tmp_path / "audit.sqlite3").exists()  # and none was created
