@@ -529,8 +529,10 @@ def _append_audit(
             hash=digest,
         )
     )
-    conn.execute(
+    moved = conn.execute(
         audit_head.update()
         .where((audit_head.c.id == 1) & (audit_head.c.seq == head.seq))
         .values(seq=seq, hash=digest)
     )
+    if moved.rowcount != 1:  # the lock should make this impossible: never fork the chain
+        raise RuntimeError(f"audit head moved during an append (seq {seq})")
