@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
+from bot.audit_cli import add_audit_parser
 from commands.errors import ConfigurationError
 
 __all__ = ["main"]
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--tls", action="store_true", help="serve HTTPS with a self-signed certificate"
     )
     sim.set_defaults(handler=_simulator)
+    add_audit_parser(sub)
     return parser
 
 

@@ -177,6 +177,13 @@ class Lifecycle:
                 digest=record.digest,
                 approvals_needed=record.approvals_needed,
             )
+            # Intake checked the device and the library: what it found, for the audit trail.
+            .event(
+                "validated",
+                None,
+                machine_id=record.machine_id,
+                library=accepted.library,
+            )
             .send("post_request")
         )
         self.store.create(record, transition, now)

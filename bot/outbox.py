@@ -24,7 +24,7 @@ from bot import views
 from bot.records import OutboxItem, RequestRecord
 from bot.store import Store
 from commands.errors import DefenderError, NotFound, ResultError, ResultTooLarge
-from commands.models import GetFile
+from commands.models import Command, GetFile, RunScript
 from commands.results import DownloadedResult, read_runscript_output
 
 __all__ = ["Deliverer", "ResultSource"]
@@ -80,6 +80,8 @@ class Deliverer:
         # Result items whose output reply is in the thread while their file upload is not:
         # a retry of the item must not post that reply again.
         self._replied: set[int] = set()
+        # Result items (and what came of them) already in the audit trail.
+        self._audited: set[tuple[int, str]] = set()
 
     def start(self) -> None:
         self.results_dir.mkdir(parents=True, exist_ok=True)
@@ -178,6 +180,7 @@ class Deliverer:
             self._give_up(item, str(exc))
             return
         self._replied.discard(item.id)
+        self._audited -= {(item.id, "result"), (item.id, "result_error")}
         self.store.outbox_done(item.id, self.clock())
 
     def _post_request(self, record: RequestRecord) -> None:
@@ -213,11 +216,15 @@ class Deliverer:
                 directory=self.results_dir,
             )
         except ResultTooLarge as exc:
+            self._audit_result(
+                record, item.id, position, "result_error", reason=f"over {exc.limit_bytes} bytes"
+            )
             message = views.reply_result_too_large(record, position, None, exc.limit_bytes)
             self._reply(record, message.text, message.blocks)
             return
         except (ResultError, NotFound) as exc:
             log.warning("request %s: result %d unreadable: %s", record.id, position, exc)
+            self._audit_result(record, item.id, position, "result_error", reason=str(exc))
             message = views.reply_result_error(record, position, str(exc))
             self._reply(record, message.text, message.blocks)
             return
@@ -225,6 +232,15 @@ class Deliverer:
             raise _Retry(
                 _backoff(item.attempts), f"result download failed: {exc}", whole_outbox=False
             ) from None
+        self._audit_result(
+            record,
+            item.id,
+            position,
+            "result",
+            file_name=_result_name(command),
+            sha256=result.sha256,
+            size=result.size,
+        )
         try:
             if isinstance(command, GetFile):
                 name = PureWindowsPath(command.path).name or f"{record.id}-{position}"
@@ -245,6 +261,7 @@ class Deliverer:
         try:
             output = read_runscript_output(result)
         except ResultError as exc:
+            self._audit_result(record, item_id, position, "result_error", reason=str(exc))
             message = views.reply_result_error(record, position, str(exc))
             self._reply(record, message.text, message.blocks)
             return
@@ -266,6 +283,23 @@ class Deliverer:
                 )
             finally:
                 path.unlink(missing_ok=True)
+
+    def _audit_result(
+        self, record: RequestRecord, item_id: int, position: int, kind: str, **detail: Any
+    ) -> None:
+        """A result in the audit trail, once per item: a retry downloads it again."""
+        if (item_id, kind) in self._audited:
+            return
+        self.store.audit(
+            record.id,
+            kind,
+            None,
+            self.clock(),
+            action_id=record.action_id,
+            position=position,
+            **detail,
+        )
+        self._audited.add((item_id, kind))
 
     def _upload(self, record: RequestRecord, path: Path, filename: str, comment: str) -> None:
         self._call(
@@ -305,11 +339,19 @@ class Deliverer:
             "outbox item %d (%s of %s) dropped: %s", item.id, item.kind, item.request_id, reason
         )
         self._replied.discard(item.id)
+        self._audited -= {(item.id, "result"), (item.id, "result_error")}
         self.store.outbox_done(item.id, self.clock(), error=reason)
 
 
 class _Permanent(Exception):
     """Slack refused the call for a reason retrying will not change."""
+
+
+def _result_name(command: Command) -> str:
+    """The result's file name as the analyst knows it: the file fetched, or the script."""
+    if isinstance(command, GetFile):
+        return PureWindowsPath(command.path).name
+    return command.script_name if isinstance(command, RunScript) else command.kind
 
 
 def _superseded(item: OutboxItem, later: list[OutboxItem]) -> bool:

@@ -1,4 +1,5 @@
-"""Persistence with SQLAlchemy Core: requests, command states, events and the Slack outbox.
+"""Persistence with SQLAlchemy Core: requests, command states, events, the Slack outbox and
+the audit trail.
 
 Every state change goes through ``Store.transition``: one conditional UPDATE (the row must
 still be in an expected state, which makes a decision atomic even when two clicks race or
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from bot.audit import GENESIS, AuditEntry, AuditHead, canonical, entry_hash, scrub
 from bot.records import CommandState, OutboxItem, RequestRecord, RequestState
 
 __all__ = ["Store", "Transition"]
@@ -103,6 +105,31 @@ outbox = sa.Table(
     sa.Column("error", sa.Text),
 )
 
+# The audit trail: appended to, never changed by the app (see bot/audit.py, docs/audit.md).
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("seq", sa.Integer, nullable=False, unique=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("request_id", sa.String(32), index=True),
+    sa.Column("actor", sa.String(64)),  # None: the bot itself
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("action_id", sa.String(64)),
+    sa.Column("detail", sa.Text, nullable=False),  # the canonical JSON text, as hashed
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+# One row (id 1): the chain's tip. Appenders lock it, so they take seq numbers in turn.
+audit_head = sa.Table(
+    "audit_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
 _ACTIVE_STATES = (RequestState.PENDING, RequestState.IN_PROGRESS)
 
 
@@ -129,6 +156,10 @@ def _utc(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=UTC)
+
+
+def _as_utc(value: datetime) -> datetime:
+    return (_utc(value) or value).astimezone(UTC)
 
 
 _READ_ONLY = "lrbot_read_only"
@@ -169,6 +200,7 @@ class Store:
         # Transactions that only read: ``engine.begin()`` for anything that writes.
         self._reader = self.engine.execution_options(**{_READ_ONLY: True})
         metadata.create_all(self.engine)
+        self._init_audit_head()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -299,6 +331,16 @@ class Store:
             ).scalars()
             return [r for r in (self._load(conn, i) for i in list(ids)) if r is not None]
 
+    def request_ids(self, states: Sequence[RequestState]) -> list[str]:
+        """The ids alone of the requests in the given states, oldest first (one query)."""
+        with self._reader.connect() as conn:
+            ids = conn.execute(
+                sa.select(requests.c.id)
+                .where(requests.c.state.in_([str(s) for s in states]))
+                .order_by(requests.c.created_at, requests.c.id)
+            ).scalars()
+            return list(ids)
+
     def count_submitted_since(self, since: datetime) -> int:
         with self._reader.connect() as conn:
             count = conn.execute(
@@ -337,6 +379,68 @@ class Store:
                 sa.select(events).where(events.c.request_id == request_id).order_by(events.c.id)
             ).mappings()
             return [dict(r) for r in rows]
+
+    # -- audit trail ----------------------------------------------------------------------
+
+    def audit(
+        self, request_id: str | None, kind: str, actor: str | None, now: datetime, **detail: Any
+    ) -> None:
+        """Append one audit entry in its own transaction (for what changes no request row,
+        such as a downloaded result); the action id comes from ``detail`` or the request."""
+        with self.engine.begin() as conn:
+            _append_audit(conn, request_id, kind, actor, now, detail)
+
+    def audit_head(self) -> AuditHead | None:
+        with self._reader.connect() as conn:
+            row = conn.execute(sa.select(audit_head).where(audit_head.c.id == 1)).first()
+            return None if row is None else AuditHead(seq=row.seq, hash=row.hash)
+
+    def audit_last_seq(self) -> int:
+        """The highest seq in ``audit_log`` (0 when empty), whatever the head says."""
+        with self._reader.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.max(audit_log.c.seq))).scalar() or 0)
+
+    def audit_entries(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        through: int | None = None,
+        chunk: int = 500,
+    ) -> Iterator[AuditEntry]:
+        """Entries in seq order (``since <= at < until``, seq up to ``through``), read
+        ``chunk`` at a time: a long trail is never held in memory, nor a read transaction
+        open while it is written out."""
+        condition: sa.ColumnElement[bool] = sa.true()
+        if through is not None:
+            condition = condition & (audit_log.c.seq <= through)
+        # Stored in UTC, and SQLite compares the text: bounds must be UTC too.
+        if since is not None:
+            condition = condition & (audit_log.c.at >= _as_utc(since))
+        if until is not None:
+            condition = condition & (audit_log.c.at < _as_utc(until))
+        after = None
+        while True:
+            page = condition if after is None else condition & (audit_log.c.seq > after)
+            with self._reader.connect() as conn:
+                rows = conn.execute(
+                    sa.select(audit_log).where(page).order_by(audit_log.c.seq).limit(chunk)
+                ).all()
+            for row in rows:
+                yield AuditEntry(
+                    seq=row.seq,
+                    at=_utc(row.at) or row.at,
+                    request_id=row.request_id,
+                    actor=row.actor,
+                    kind=row.kind,
+                    action_id=row.action_id,
+                    detail=row.detail,
+                    prev_hash=row.prev_hash,
+                    hash=row.hash,
+                )
+            if len(rows) < chunk:
+                return
+            after = rows[-1].seq
 
     # -- outbox ---------------------------------------------------------------------------
 
@@ -413,6 +517,8 @@ class Store:
                     for kind, actor, detail in transition.events
                 ],
             )
+            for kind, actor, detail in transition.events:
+                _append_audit(conn, request_id, kind, actor, now, detail)
         if transition.outbox:
             conn.execute(
                 outbox.insert(),
@@ -428,6 +534,18 @@ class Store:
                     for kind, payload in transition.outbox
                 ],
             )
+
+    def _init_audit_head(self) -> None:
+        if self.audit_head() is not None:
+            return  # no write lock for a reader such as ``lrbot audit verify``
+        with self.engine.begin() as conn:
+            if conn.execute(sa.select(audit_head.c.id)).first() is not None:
+                return
+            try:
+                with conn.begin_nested():
+                    conn.execute(audit_head.insert().values(id=1, seq=0, hash=GENESIS))
+            except sa.exc.IntegrityError:
+                pass  # another replica created it first
 
     def _load(self, conn: Connection, request_id: str) -> RequestRecord | None:
         row = (
@@ -451,3 +569,49 @@ class Store:
             [CommandState(status=s["status"], errors=s["errors"]) for s in states],
             tuple(str(a) for a in approvers),
         )
+
+
+def _append_audit(
+    conn: Connection,
+    request_id: str | None,
+    kind: str,
+    actor: str | None,
+    now: datetime,
+    detail: dict[str, Any],
+) -> None:
+    """Chain one entry onto the head, inside the caller's transaction."""
+    action_id = detail.get("action_id")
+    if action_id is None and request_id is not None:
+        # The row as this transaction left it: a submission's own event already sees it.
+        action_id = conn.execute(
+            sa.select(requests.c.action_id).where(requests.c.id == request_id)
+        ).scalar_one_or_none()
+    # Locks the head on PostgreSQL until commit; SQLite writers already hold the database.
+    head = conn.execute(
+        sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+    ).one()
+    seq = head.seq + 1
+    at = _as_utc(now)
+    text = canonical(scrub(detail))
+    action = None if action_id is None else str(action_id)
+    digest = entry_hash(seq, at, request_id, actor, kind, action, text, head.hash)
+    conn.execute(
+        audit_log.insert().values(
+            seq=seq,
+            at=at,
+            request_id=request_id,
+            actor=actor,
+            kind=kind,
+            action_id=action,
+            detail=text,
+            prev_hash=head.hash,
+            hash=digest,
+        )
+    )
+    moved = conn.execute(
+        audit_head.update()
+        .where((audit_head.c.id == 1) & (audit_head.c.seq == head.seq))
+        .values(seq=seq, hash=digest)
+    )
+    if moved.rowcount != 1:  # the lock should make this impossible: never fork the chain
+        raise RuntimeError(f"audit head moved during an append (seq {seq})")

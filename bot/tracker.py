@@ -44,6 +44,7 @@ DEVICE_BUSY = (
     "the device already has a live response action (perhaps started by someone else);"
     " this run starts when that one ends"
 )
+RATE_WAIT = "the run rate is at its limit; it is submitted when the window has room"
 
 
 class TrackerDefender(Protocol):
@@ -105,6 +106,8 @@ class Tracker:
         self.budget = budget
         self._poll_calls = 0
         self._stretched = False
+        # Approved runs whose wait for the run rate is already in the audit trail.
+        self._rate_queued: set[str] = set()
 
     # -- running ------------------------------------------------------------------------
 
@@ -197,6 +200,7 @@ class Tracker:
         if room <= 0:
             if rate_room <= 0 < active_room:
                 self._await_rate(now)
+                self._queued(self.store.request_ids([RequestState.APPROVED]))
             return
         busy_machines = {
             r.machine_id
@@ -204,10 +208,17 @@ class Tracker:
                 [RequestState.SUBMITTING, RequestState.PENDING, RequestState.IN_PROGRESS]
             )
         }
-        for record in self.store.in_states([RequestState.APPROVED]):
+        approved = self.store.in_states([RequestState.APPROVED])
+        for index, record in enumerate(approved):
             if room <= 0:
                 if rate_room <= 0 < active_room:
                     self._await_rate(now)
+                    left = [
+                        r
+                        for r in approved[index:]
+                        if r.machine_id not in busy_machines and r.machine_id not in self._blockers
+                    ]
+                    self._queued([r.id for r in left], left)
                 return
             if record.machine_id in busy_machines:
                 self._wait(record, "another run of ours is active on this device; it goes next")
@@ -219,6 +230,27 @@ class Tracker:
             # Defender counts a refused run against its rate as well
             room, rate_room, active_room = room - 1, rate_room - 1, active_room - 1
             busy_machines.add(record.machine_id)
+
+    def _queued(self, ids: list[str], records: list[RequestRecord] | None = None) -> None:
+        """Record once per wait that a run waits for room in the run rate: the audit trail
+        lists it, the thread does not (the wait is short and the message says queued)."""
+        self._rate_queued &= set(ids)  # submitted or ended since: a later wait is a new one
+        new = [i for i in ids if i not in self._rate_queued]
+        if not new:
+            return
+        known = {r.id: r for r in records or []}
+        for request_id in new:
+            record = known.get(request_id) or self.store.get(request_id)
+            if record is None:
+                continue
+            self._rate_queued.add(request_id)
+            self._change(
+                record,
+                {},
+                ("queued", None, {"reason": RATE_WAIT}),
+                expect=[RequestState.APPROVED],
+                update_message=False,
+            )
 
     def _await_rate(self, now: datetime) -> None:
         """Note when the oldest submission that fills the run-rate window leaves it."""

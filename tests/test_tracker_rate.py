@@ -32,6 +32,9 @@ class Window:
     def count_active(self) -> int:
         return 0
 
+    def request_ids(self, states: list[RequestState]) -> list[str]:
+        return []  # no run waits: only the counts matter here
+
     def in_states(self, states: list[RequestState], **_: Any) -> list[Any]:
         if states == [RequestState.APPROVED]:
             self.approved_reads += 1
