@@ -23,8 +23,9 @@ from slack_sdk.errors import SlackApiError
 from bot import views
 from bot.records import OutboxItem, RequestRecord
 from bot.store import Store
+from bot.views.thread import DEFAULT_LARGE_RESULT_NOTE
 from commands.errors import DefenderError, NotFound, ResultError, ResultTooLarge
-from commands.models import GetFile
+from commands.models import Command, GetFile, RunScript
 from commands.results import DownloadedResult, read_runscript_output
 
 __all__ = ["Deliverer", "ResultSource"]
@@ -64,6 +65,7 @@ class Deliverer:
         results_dir: Path,
         max_result_bytes: int,
         inline_output_chars: int,
+        large_result_note: str = DEFAULT_LARGE_RESULT_NOTE,
         idle_seconds: float = 5.0,
     ) -> None:
         self.store = store
@@ -73,6 +75,7 @@ class Deliverer:
         self.results_dir = results_dir
         self.max_result_bytes = max_result_bytes
         self.inline_output_chars = inline_output_chars
+        self.large_result_note = large_result_note
         self.idle_seconds = idle_seconds
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -213,7 +216,20 @@ class Deliverer:
                 directory=self.results_dir,
             )
         except ResultTooLarge as exc:
-            message = views.reply_result_too_large(record, position, None, exc.limit_bytes)
+            # Nothing of it goes to Slack: its name, size and SHA-256, and where to get it.
+            name = _result_name(record, command, position)
+            log.info(
+                "request %s: result %d not posted, over %d bytes: size=%s sha256=%s",
+                record.id,
+                position,
+                exc.limit_bytes,
+                exc.size,
+                exc.sha256,
+            )
+            note = views.large_result_note(self.large_result_note, record, position, name)
+            message = views.reply_result_too_large(
+                record, position, name, exc.size, exc.sha256, exc.limit_bytes, note
+            )
             self._reply(record, message.text, message.blocks)
             return
         except (ResultError, NotFound) as exc:
@@ -227,11 +243,10 @@ class Deliverer:
             ) from None
         try:
             if isinstance(command, GetFile):
-                name = PureWindowsPath(command.path).name or f"{record.id}-{position}"
                 self._upload(
                     record,
                     result.path,
-                    name,
+                    _result_name(record, command, position),
                     views.result_file_comment(record, position, result.size, result.sha256),
                 )
             else:
@@ -310,6 +325,15 @@ class Deliverer:
 
 class _Permanent(Exception):
     """Slack refused the call for a reason retrying will not change."""
+
+
+def _result_name(record: RequestRecord, command: Command, position: int) -> str:
+    """What a result is called: GetFile's file name, or RunScript's output."""
+    if isinstance(command, GetFile):
+        return PureWindowsPath(command.path).name or f"{record.id}-{position}"
+    if isinstance(command, RunScript):
+        return f"output of {command.script_name}"
+    return f"{record.id}-command-{position}"
 
 
 def _superseded(item: OutboxItem, later: list[OutboxItem]) -> bool:
