@@ -23,6 +23,7 @@ from slack_sdk.errors import SlackApiError
 from bot import views
 from bot.records import OutboxItem, RequestRecord
 from bot.store import Store
+from bot.views.thread import DEFAULT_LARGE_RESULT_NOTE
 from commands.errors import DefenderError, NotFound, ResultError, ResultTooLarge
 from commands.models import Command, GetFile, RunScript
 from commands.results import DownloadedResult, read_runscript_output
@@ -64,6 +65,7 @@ class Deliverer:
         results_dir: Path,
         max_result_bytes: int,
         inline_output_chars: int,
+        large_result_note: str = DEFAULT_LARGE_RESULT_NOTE,
         idle_seconds: float = 5.0,
     ) -> None:
         self.store = store
@@ -73,6 +75,7 @@ class Deliverer:
         self.results_dir = results_dir
         self.max_result_bytes = max_result_bytes
         self.inline_output_chars = inline_output_chars
+        self.large_result_note = large_result_note
         self.idle_seconds = idle_seconds
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -216,10 +219,30 @@ class Deliverer:
                 directory=self.results_dir,
             )
         except ResultTooLarge as exc:
-            self._audit_result(
-                record, item.id, position, "result_error", reason=f"over {exc.limit_bytes} bytes"
+            # Nothing of it goes to Slack: its name, size and SHA-256, and where to get it.
+            name = _result_name(record, command, position)
+            log.info(
+                "request %s: result %d not posted, over %d bytes: size=%s sha256=%s",
+                record.id,
+                position,
+                exc.limit_bytes,
+                exc.size,
+                exc.sha256,
             )
-            message = views.reply_result_too_large(record, position, None, exc.limit_bytes)
+            self._audit_result(
+                record,
+                item.id,
+                position,
+                "result_error",
+                reason=f"over {exc.limit_bytes} bytes: not uploaded",
+                file_name=name,
+                size=exc.size,
+                sha256=exc.sha256,
+            )
+            note = views.large_result_note(self.large_result_note, record, position, name)
+            message = views.reply_result_too_large(
+                record, position, name, exc.size, exc.sha256, exc.limit_bytes, note
+            )
             self._reply(record, message.text, message.blocks)
             return
         except (ResultError, NotFound) as exc:
@@ -237,17 +260,16 @@ class Deliverer:
             item.id,
             position,
             "result",
-            file_name=_result_name(command),
+            file_name=_result_name(record, command, position),
             sha256=result.sha256,
             size=result.size,
         )
         try:
             if isinstance(command, GetFile):
-                name = PureWindowsPath(command.path).name or f"{record.id}-{position}"
                 self._upload(
                     record,
                     result.path,
-                    name,
+                    _result_name(record, command, position),
                     views.result_file_comment(record, position, result.size, result.sha256),
                 )
             else:
@@ -347,11 +369,13 @@ class _Permanent(Exception):
     """Slack refused the call for a reason retrying will not change."""
 
 
-def _result_name(command: Command) -> str:
-    """The result's file name as the analyst knows it: the file fetched, or the script."""
+def _result_name(record: RequestRecord, command: Command, position: int) -> str:
+    """What a result is called: GetFile's file name, or RunScript's output."""
     if isinstance(command, GetFile):
-        return PureWindowsPath(command.path).name
-    return command.script_name if isinstance(command, RunScript) else command.kind
+        return PureWindowsPath(command.path).name or f"{record.id}-{position}"
+    if isinstance(command, RunScript):
+        return f"output of {command.script_name}"
+    return f"{record.id}-command-{position}"
 
 
 def _superseded(item: OutboxItem, later: list[OutboxItem]) -> bool:

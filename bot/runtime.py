@@ -95,6 +95,7 @@ def build_runtime(
         results_dir=settings.data_dir / "results",
         max_result_bytes=settings.max_result_bytes,
         inline_output_chars=settings.inline_output_chars,
+        large_result_note=settings.large_result_note,
     )
     # A cancel is an analyst's click: it takes the interactive share of the call budget.
     defender_for_people = defender.interactive() if hasattr(defender, "interactive") else defender

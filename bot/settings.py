@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.views.thread import DEFAULT_LARGE_RESULT_NOTE, LARGE_RESULT_NOTE_FIELDS
 from commands.errors import ConfigurationError
 
 __all__ = ["BotSettings", "load_bot_settings"]
@@ -68,6 +69,13 @@ class BotSettings(BaseSettings):
     )
     data_dir: Path = Field(Path("lrbot-data"), validation_alias=AliasChoices("LRBOT_DATA_DIR"))
     max_result_mb: float = Field(100, gt=0, validation_alias=AliasChoices("LRBOT_MAX_RESULT_MB"))
+    # Where the analyst gets a result too large to post: {action_id}, {command}, … filled in.
+    large_result_note: str = Field(
+        DEFAULT_LARGE_RESULT_NOTE,
+        min_length=1,
+        max_length=1000,
+        validation_alias=AliasChoices("LRBOT_LARGE_RESULT_NOTE"),
+    )
     inline_output_chars: int = Field(
         2500, ge=0, le=2800, validation_alias=AliasChoices("LRBOT_INLINE_OUTPUT_CHARS")
     )
@@ -85,6 +93,15 @@ class BotSettings(BaseSettings):
                     f"{principal!r} is not a Slack user id (U… or W…) or user-group id (S…)"
                 )
         return principals
+
+    @field_validator("large_result_note")
+    @classmethod
+    def _note(cls, value: str) -> str:
+        unknown = sorted(set(re.findall(r"\{(\w+)\}", value)) - set(LARGE_RESULT_NOTE_FIELDS))
+        if unknown:
+            known = ", ".join(f"{{{name}}}" for name in LARGE_RESULT_NOTE_FIELDS)
+            raise ValueError(f"{{{unknown[0]}}} is not one of {known}")
+        return value
 
     @field_validator("slack_api_url")
     @classmethod

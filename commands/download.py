@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from commands.errors import ResultError, ResultTooLarge
+from commands.errors import ResultError
 from commands.results import DownloadedResult, decode_stream
 from commands.retry import is_retryable_status
 
@@ -67,6 +67,8 @@ def fetch_result(
 ) -> DownloadedResult:
     """Stream ``link`` into a temporary file in ``directory``, gunzipped when it is gzip.
 
+    A result over ``max_bytes`` is read to its end all the same (never more than
+    ``max_bytes`` of it on disk), for its size and SHA-256: see ``decode_stream``.
     Raises ``RetryableDownload`` (5xx, 429, or 403 for an expired link), ``ResultTooLarge``,
     ``ResultError`` or an ``httpx.TransportError``; a partial file is removed.
     """
@@ -76,9 +78,6 @@ def fetch_result(
             if is_retryable_status(status) or status == 403:
                 raise RetryableDownload(status)
             raise ResultError(f"the result download answered {status}")
-        length = response.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > max_bytes:
-            raise ResultTooLarge(max_bytes)
         out = tempfile.NamedTemporaryFile(  # noqa: SIM115 - the caller owns the file
             dir=directory, prefix="lrbot-result-", delete=False
         )

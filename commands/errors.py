@@ -200,11 +200,26 @@ class ResultError(DefenderError):
 
 
 class ResultTooLarge(ResultError):
-    """A result exceeds the configured size bound; nothing past the bound was kept."""
+    """A result exceeds the configured size bound; nothing past the bound was kept.
 
-    def __init__(self, limit_bytes: int) -> None:
+    The whole result was still read through SHA-256 so that the analyst can check the copy
+    they fetch elsewhere: ``size`` and ``sha256`` are the decoded result's. When reading
+    stopped at a hard safety bound (a gzip bomb, say), ``sha256`` is None and ``size`` is
+    only a lower bound: the result is *more than* ``size`` bytes (``complete`` is False).
+    """
+
+    def __init__(
+        self, limit_bytes: int, *, size: int | None = None, sha256: str | None = None
+    ) -> None:
         super().__init__(f"the result is larger than the limit of {limit_bytes} bytes")
         self.limit_bytes = limit_bytes
+        self.size = size
+        self.sha256 = sha256
+
+    @property
+    def complete(self) -> bool:
+        """Whether ``size`` and ``sha256`` describe the whole result."""
+        return self.sha256 is not None
 
 
 _BY_STATUS: dict[int, type[ApiError]] = {

@@ -21,6 +21,7 @@ from commands.wire import RunScriptOutput
 
 __all__ = [
     "GZIP_MAGIC",
+    "HASH_CAP_BYTES",
     "Decoded",
     "DownloadedResult",
     "decode_stream",
@@ -30,6 +31,9 @@ __all__ = [
 
 GZIP_MAGIC = b"\x1f\x8b"
 _PIECE = 64 * 1024  # most bytes one inflate step may produce: bounds memory, catches bombs early
+# Defender's GetFile collects files of up to 3 GB: every real result is read whole, and a
+# gzip bomb stops here (a few seconds of inflating and hashing) instead of running on.
+HASH_CAP_BYTES = 4 * 1024**3
 
 
 @dataclass(frozen=True)
@@ -120,29 +124,40 @@ class Writable(Protocol):
     def write(self, data: bytes, /) -> int: ...
 
 
-def decode_stream(chunks: Iterable[bytes], out: Writable, *, max_bytes: int) -> Decoded:
+def decode_stream(
+    chunks: Iterable[bytes], out: Writable, *, max_bytes: int, cap_bytes: int = HASH_CAP_BYTES
+) -> Decoded:
     """Write the decoded result to ``out``: gunzipped when it starts with the gzip magic.
 
-    Both the raw and the decoded size are bounded by ``max_bytes`` (``ResultTooLarge``);
-    corrupt or truncated gzip raises ``ResultError``.
+    A result whose decoded size passes ``max_bytes`` is still read to its end through
+    SHA-256, so the analyst can check a copy fetched elsewhere, but ``out`` gets no byte of
+    it past the bound; then ``ResultTooLarge`` carries the decoded size and SHA-256.
+    Reading stops, whatever the input, once ``cap_bytes`` (at least ``max_bytes``) raw or
+    decoded bytes are passed: ``ResultTooLarge`` with ``size`` a lower bound and no SHA-256.
+    Corrupt or truncated gzip raises ``ResultError``, over the bound or not: a SHA-256 of
+    part of a file would mislead.
     """
+    cap = max(cap_bytes, max_bytes)
     head, rest = _chunks_with_head(chunks)
     gunzip = _Gunzip() if head.startswith(GZIP_MAGIC) else None
     digest = hashlib.sha256()
     raw_size = size = 0
     for chunk in _prepend(head, rest):
         raw_size += len(chunk)
-        if raw_size > max_bytes:
-            raise ResultTooLarge(max_bytes)
+        if raw_size > cap:  # gzip only: plain bytes pass the decoded check first
+            raise ResultTooLarge(max_bytes, size=size)
         pieces: Iterable[bytes] = gunzip.feed(chunk) if gunzip else (chunk,)
         for piece in pieces:
             size += len(piece)
-            if size > max_bytes:
-                raise ResultTooLarge(max_bytes)
+            if size > cap:
+                raise ResultTooLarge(max_bytes, size=cap)
             digest.update(piece)
-            out.write(piece)
+            if size <= max_bytes:
+                out.write(piece)
     if gunzip is not None:
         gunzip.finish()
+    if size > max_bytes:
+        raise ResultTooLarge(max_bytes, size=size, sha256=digest.hexdigest())
     return Decoded(size, digest.hexdigest(), gunzip is not None, raw_size)
 
 

@@ -99,6 +99,88 @@ def test_exactly_at_the_bound_is_fine() -> None:
     assert decode(gzip.compress(b"y" * 100), max_bytes=100)[0] == b"y" * 100
 
 
+# --- over the bound: the whole result hashed, at most the bound written ----------------------
+
+
+def too_large(
+    data: bytes, *, max_bytes: int, cap_bytes: int = 1 << 30, chunk: int = 4096
+) -> tuple[ResultTooLarge, bytes]:
+    """Decode ``data`` expecting ``ResultTooLarge``; the error and what reached ``out``."""
+    out = io.BytesIO()
+    pieces = [data[i : i + chunk] for i in range(0, len(data), chunk)]
+    with pytest.raises(ResultTooLarge) as caught:
+        decode_stream(pieces, out, max_bytes=max_bytes, cap_bytes=cap_bytes)
+    assert len(out.getvalue()) <= max_bytes, "more than the bound was kept"
+    return caught.value, out.getvalue()
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["plain", "gzip"])
+@pytest.mark.parametrize("delta", [-1, 0, 1])
+def test_sizes_around_the_bound(packed: bool, delta: int) -> None:
+    limit = 10_000
+    content = bytes(range(256)) * 40  # 10,240 bytes: cut to limit + delta
+    content = content[: limit + delta]
+    data = gzip.compress(content) if packed else content
+    digest = hashlib.sha256(content).hexdigest()
+    if delta <= 0:
+        assert decode(data, max_bytes=limit, chunk=333) == (content, packed)
+        return
+    error, kept = too_large(data, max_bytes=limit, chunk=333)
+    assert (error.size, error.sha256, error.complete) == (limit + 1, digest, True)
+    assert error.limit_bytes == limit
+    assert content.startswith(kept)
+
+
+def test_a_large_gzip_result_is_hashed_whole_in_any_chunking() -> None:
+    content = b"".join(hashlib.sha256(str(n).encode()).digest() for n in range(20_000))
+    data = gzip.compress(content)  # 640 kB of noise: the compressed stream is over the bound too
+    for chunk in (1000, 65536):
+        error, _ = too_large(data, max_bytes=50_000, chunk=chunk)
+        assert error.size == len(content)
+        assert error.sha256 == hashlib.sha256(content).hexdigest()
+
+
+@pytest.mark.parametrize("cut", [-8, -100, 2000])
+def test_truncated_gzip_past_the_bound_is_an_error_not_a_size(cut: int) -> None:
+    content = b"".join(hashlib.sha256(str(n).encode()).digest() for n in range(2_000))
+    data = gzip.compress(content)[:cut]
+    out = io.BytesIO()
+    with pytest.raises(ResultError, match="truncated") as caught:
+        decode_stream([data], out, max_bytes=1000)
+    # A SHA-256 of part of the file would mislead: no size or hash is given for it.
+    assert not isinstance(caught.value, ResultTooLarge)
+    assert len(out.getvalue()) <= 1000
+
+
+def test_garbage_after_gzip_past_the_bound_is_an_error() -> None:
+    with pytest.raises(ResultError, match="after its gzip stream") as caught:
+        decode_stream([gzip.compress(b"z" * 5000) + b"junk"], io.BytesIO(), max_bytes=1000)
+    assert not isinstance(caught.value, ResultTooLarge)
+
+
+def test_a_gzip_bomb_stops_at_the_cap_without_a_sha256() -> None:
+    bomb = gzip.compress(b"\x00" * (8 * LIMIT))
+    error, _ = too_large(bomb, max_bytes=1000, cap_bytes=LIMIT)
+    assert (error.size, error.sha256, error.complete) == (LIMIT, None, False)
+
+
+def test_plain_bytes_past_the_cap_stop_there_too() -> None:
+    error, _ = too_large(b"p" * (LIMIT + 10), max_bytes=10, cap_bytes=LIMIT)
+    assert (error.size, error.sha256) == (LIMIT, None)
+
+
+def test_endless_empty_gzip_members_stop_at_the_cap_on_raw_bytes() -> None:
+    # Inflates to nothing, forever: only the raw byte count can stop it.
+    member = gzip.compress(b"")
+    error, _ = too_large(member * 2000, max_bytes=10, cap_bytes=10_000, chunk=len(member))
+    assert (error.size, error.sha256) == (0, None)
+
+
+def test_the_cap_is_never_below_the_bound() -> None:
+    data = b"q" * 5000
+    assert decode_stream([data], io.BytesIO(), max_bytes=5000, cap_bytes=10).size == 5000
+
+
 # --- RunScript documents ---------------------------------------------------------------------
 
 

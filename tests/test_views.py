@@ -18,6 +18,7 @@ import bot.views as views
 from bot.ids import Action, Block, Callback, row_block
 from bot.modal import MAX_ROWS, ModalMetadata, ModalValues
 from bot.records import CommandState, RequestRecord, RequestState
+from bot.settings import load_bot_settings
 from bot.views import (
     Message,
     clip,
@@ -47,7 +48,8 @@ from bot.views import (
     truncate,
 )
 from bot.views.common import code_block, code_blocks
-from commands.errors import CommandError
+from bot.views.thread import DEFAULT_LARGE_RESULT_NOTE, large_result_note
+from commands.errors import CommandError, ConfigurationError
 from commands.models import MAX_ARGS_LENGTH, CommandSequence, GetFile, PutFile, RunScript
 from commands.syntax import format_command, parse_sequence
 from commands.wire import FINAL_STATUSES, RunScriptOutput
@@ -247,8 +249,9 @@ def every_reply(record: RequestRecord) -> list[Message]:
         reply_decision(record),
         reply_runscript_result(record, 2, output, 1234, "ab" * 32, 2000),
         reply_result_error(record, 3, "the download link expired"),
-        reply_result_too_large(record, 3, 5_000_000_000, 3_000_000_000),
-        reply_result_too_large(record, 3, None, 3_000_000_000),
+        reply_result_too_large(record, 3, "big.bin", 5_000_000_000, "cd" * 32, 3 * 10**9, "See."),
+        reply_result_too_large(record, 3, "bomb.gz", 4 * 2**30, None, 3 * 10**9, "See."),
+        reply_result_too_large(record, 3, "x", None, None, 3 * 10**9, "See."),
     ]
 
 
@@ -706,11 +709,11 @@ def test_reply_texts_carry_the_facts() -> None:
     assert "Rejected by <@UAPPR2>" in reply_decision(make_record(RequestState.REJECTED)).text
     assert "Withdrawn by the requester" in reply_decision(make_record(RequestState.WITHDRAWN)).text
     assert "expired" in reply_decision(make_record(RequestState.EXPIRED)).text
-    assert (
-        "5.0 GB, over the 3.0 GB limit"
-        in reply_result_too_large(record, 3, 5 * 10**9, 3 * 10**9).text
-    )
-    assert "is over the 3.0 GB limit" in reply_result_too_large(record, 3, None, 3 * 10**9).text
+    large = reply_result_too_large(record, 3, "big.bin", 5 * 10**9, "cd" * 32, 3 * 10**9, "N.")
+    assert "is over the 3.0 GB limit for posting here, so it is not uploaded" in large.text
+    assert f"big.bin, 5.0 GB (5,000,000,000 bytes), SHA-256 {'cd' * 32}. N." in large.text
+    bomb = reply_result_too_large(record, 3, "b.gz", 4 * 2**30, None, 3 * 10**9, "N.").text
+    assert "b.gz, more than 4.3 GB (4,294,967,296 bytes)" in bomb and "no SHA-256" in bomb
     assert (
         "the download link expired"
         in reply_result_error(record, 3, "the download link expired").text
@@ -832,3 +835,25 @@ def test_fuzz_views_stay_valid(
     view = request_modal(ModalMetadata(channel_id="CSOC1", rows=2), values)
     View(**view).to_dict()
     check_blocks(view["blocks"], 100)
+
+
+def test_large_result_note_fills_known_fields_only() -> None:
+    record = make_record(RequestState.FINISHED)
+    note = large_result_note(
+        "Portal: {action_id}, command {command} of {request_id} on {device}: {file} {other}",
+        record,
+        3,
+        "a.txt",
+    )
+    assert note == "Portal: act-9c1e, command 3 of req-7f3a on ws-0423.corp.example: a.txt {other}"
+    default = large_result_note(DEFAULT_LARGE_RESULT_NOTE, record, 2, "x")
+    assert "Microsoft Defender portal" in default and "Action center" in default
+    assert "action act-9c1e, command 2" in default
+
+
+def test_large_result_note_setting_refuses_unknown_fields() -> None:
+    settings = load_bot_settings(_env_file=None, LRBOT_LARGE_RESULT_NOTE="Ask {device}.")
+    assert settings.large_result_note == "Ask {device}."
+    assert load_bot_settings(_env_file=None).large_result_note == DEFAULT_LARGE_RESULT_NOTE
+    with pytest.raises(ConfigurationError, match=r"LRBOT_LARGE_RESULT_NOTE: \{host\} is not"):
+        load_bot_settings(_env_file=None, LRBOT_LARGE_RESULT_NOTE="Ask {host}.")

@@ -22,6 +22,7 @@ from bot.views.modal import help_text, notice_modal, request_modal
 from bot.views.request import request_message
 from bot.views.thread import (
     INLINE_OUTPUT_MAX,
+    large_result_note,
     output_fits_inline,
     reply_approval,
     reply_cancelled,
@@ -51,6 +52,7 @@ __all__ = [
     "help_text",
     "human_duration",
     "human_size",
+    "large_result_note",
     "notice_modal",
     "output_fits_inline",
     "reply_approval",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from bot.records import RequestRecord, RequestState
@@ -29,7 +30,10 @@ from bot.views.common import (
 from commands.wire import RunScriptOutput
 
 __all__ = [
+    "DEFAULT_LARGE_RESULT_NOTE",
     "INLINE_OUTPUT_MAX",
+    "LARGE_RESULT_NOTE_FIELDS",
+    "large_result_note",
     "output_fits_inline",
     "reply_cancelled",
     "reply_command",
@@ -320,16 +324,59 @@ def reply_result_error(record: RequestRecord, position: int, error: str) -> Mess
     return reply(text, section(f"⚠️ {text}"))
 
 
+DEFAULT_LARGE_RESULT_NOTE = (
+    "Download it from the Microsoft Defender portal: Action center, History,"
+    " action {action_id}, command {command}."
+)
+LARGE_RESULT_NOTE_FIELDS = ("action_id", "command", "request_id", "device", "file")
+_NOTE_FIELD = re.compile(r"\{(\w+)\}")
+
+
+def large_result_note(template: str, record: RequestRecord, position: int, name: str) -> str:
+    """The operator's note (``LRBOT_LARGE_RESULT_NOTE``) with its ``{field}``s filled in.
+
+    Only the names in ``LARGE_RESULT_NOTE_FIELDS`` are replaced (not ``str.format``: the
+    note is configuration, and braces it holds otherwise stay as written).
+    """
+    values = {
+        "action_id": record.action_id or "not known yet",
+        "command": str(position),
+        "request_id": record.id,
+        "device": device_name(record),
+        "file": name,
+    }
+    return _NOTE_FIELD.sub(lambda m: values.get(m[1], m[0]), template)
+
+
 def reply_result_too_large(
-    record: RequestRecord, position: int, size: int | None, limit: int
+    record: RequestRecord,
+    position: int,
+    name: str,
+    size: int | None,
+    sha256: str | None,
+    limit: int,
+    note: str,
 ) -> Message:
-    """A result over the size the bot posts to Slack."""
-    limit_text = f"the {human_size(limit)} limit for posting here"
-    how_big = (
-        f"is {human_size(size)}, over {limit_text}" if size is not None else f"is over {limit_text}"
+    """A result over the size the bot posts to Slack: its name, size and SHA-256, and where
+    to get it (``note``, already filled in by ``large_result_note``).
+
+    ``sha256`` None with a ``size``: reading stopped at a safety bound, so the result is more
+    than ``size`` bytes and has no SHA-256.
+    """
+    shown_name = clip(name, 300)
+    if size is None:
+        facts = "its size is not known"
+    elif sha256 is None:
+        facts = (
+            f"more than {exact_size(size)}; the bot stopped reading it there, so it has no SHA-256"
+        )
+    else:
+        facts = f"{exact_size(size)}, SHA-256 {clip(sha256, 128)}"
+    intro = (
+        f"The result of {_which(record, position)} is over the {human_size(limit)} limit"
+        " for posting here, so it is not uploaded"
     )
-    text = (
-        f"The result of {_which(record, position)} {how_big}. Get it from the Defender portal"
-        f" (action {_action(record)})."
-    )
-    return reply(text, section(f"📦 {text}"))
+    shown_note = clip(note.strip(), 1500)
+    text = f"{intro}: {shown_name}, {facts}. {shown_note}"
+    shown = f"📦 {intro}: `{shown_name}`, {facts}.\n{shown_note}"
+    return reply(text, section(shown))

@@ -11,13 +11,17 @@ Modules: ``scenario`` (configuration), ``clock``, ``odata`` (``$filter``), ``tim
 ``state`` (the engine), ``routes`` and ``server`` (HTTP), ``tls``, ``demo``, ``cli``.
 """
 
+from commands.simulator.auth import TOKEN_MARKER
 from commands.simulator.clock import Clock, ManualClock, ScaledClock
 from commands.simulator.demo import demo_scenario, machine_id
 from commands.simulator.faults import Fault, FaultHandle
+from commands.simulator.library import LINK_MARKER
 from commands.simulator.scenario import Scenario, SimFile, SimLibraryFile, SimMachine, SimScript
 from commands.simulator.server import RecordedRequest, SimulatorServer
 
 __all__ = [
+    "LINK_MARKER",
+    "TOKEN_MARKER",
     "Clock",
     "Fault",
     "FaultHandle",

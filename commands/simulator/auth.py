@@ -1,9 +1,10 @@
 """The sign-in authority: client credentials (secret or signed assertion) and bearer tokens.
 
-Tokens are opaque random strings that expire after ``token_lifetime_seconds`` of clock
-time. Client assertions are checked with ``cryptography``: RS256 or PS256 signature by the
-configured certificate's key, then ``iss``/``sub``/``aud``/``exp`` loosely (wall-clock time,
-five minutes of leeway, since MSAL signs with the real time).
+Tokens are opaque random strings (marked with ``TOKEN_MARKER``) that expire after
+``token_lifetime_seconds`` of clock time. Client assertions are checked with
+``cryptography``: RS256 or PS256 signature by the configured certificate's key, then
+``iss``/``sub``/``aud``/``exp`` loosely (wall-clock time, five minutes of leeway, since
+MSAL signs with the real time).
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from commands.simulator.errors import OAuthError
 from commands.simulator.scenario import Scenario
 
-__all__ = ["TokenStore", "check_client", "verify_assertion"]
+__all__ = ["TOKEN_MARKER", "TokenStore", "check_client", "verify_assertion"]
+
+# Every issued token starts with this: tests look for it in everything the bot writes down.
+TOKEN_MARKER = "LRBOTSIMTOKEN"
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 _LEEWAY = 300.0
@@ -37,7 +41,7 @@ class TokenStore:
         self._expiry: dict[str, float] = {}
 
     def issue(self, now: float, lifetime: float) -> str:
-        token = secrets.token_urlsafe(32)
+        token = f"{TOKEN_MARKER}.{secrets.token_urlsafe(32)}"
         self._expiry[token] = now + lifetime
         return token
 

@@ -11,7 +11,11 @@ from commands.simulator.clock import iso
 from commands.simulator.render import library_json
 from commands.simulator.scenario import SimLibraryFile
 
-__all__ = ["Blob", "BlobStore", "Library"]
+__all__ = ["LINK_MARKER", "Blob", "BlobStore", "Library"]
+
+# Every link's signature starts with this (``sig=LRBOTLINK…``): tests look for it in
+# everything the bot writes down, where a usable result link must never appear.
+LINK_MARKER = "LRBOTLINK"
 
 
 @dataclass
@@ -66,7 +70,7 @@ class BlobStore:
 
     def publish(self, content: bytes, base_url: str, now: float, lifetime: float) -> str:
         """Store ``content`` and return its link."""
-        name, signature = secrets.token_hex(16), secrets.token_urlsafe(24)
+        name, signature = secrets.token_hex(16), f"{LINK_MARKER}{secrets.token_urlsafe(24)}"
         expires = now + lifetime
         self._blobs[name] = Blob(content, signature, expires)
         se = iso(expires)[:19] + "Z"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import select
 import shutil
 import socket
@@ -35,6 +36,7 @@ from commands.simulator.tls import write_self_signed
 __all__ = ["RecordedRequest", "SimulatorServer"]
 
 logger = logging.getLogger(__name__)
+_SIGNATURE = re.compile(r"([?&]sig=)[^&\s]*")
 
 _SECRET_FIELDS = frozenset({"client_secret", "client_assertion"})
 _REDACTED = "[redacted]"
@@ -101,7 +103,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle()
 
     def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("%s " + format, self.address_string(), *args)
+        # The request line of a blob GET holds the link's signature: in the demo the
+        # simulator logs into the bot's own log, where a usable result link must never be.
+        shown = tuple(_SIGNATURE.sub(r"\1<redacted>", a) if isinstance(a, str) else a for a in args)
+        logger.debug("%s " + format, self.address_string(), *shown)
 
     def _read(self) -> Request:
         length = int(self.headers.get("Content-Length") or 0)

@@ -1,4 +1,4 @@
-"""Fixtures the end-to-end tests may ask for (none is automatic)."""
+"""Fixtures for the end-to-end tests: the leak guard on every test, and ``no_errors_logged``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,17 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+
+from tests.helpers.leaks import LeakGuard, guarding
+
+
+@pytest.fixture(autouse=True)
+def leak_guard() -> Iterator[LeakGuard]:
+    """Every e2e test: no secret, token or result link in any log record (DEBUG and up),
+    anything Slack got, any file, database row or process output (``tests.helpers.leaks``)."""
+    with guarding() as guard:
+        yield guard
+    guard.check()  # after the guard stopped listening: the scan's own queries are not logged
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from bot.sandbox._slack_records import Message
-from commands.simulator import Scenario, SimLibraryFile, SimScript
+from commands.simulator import Scenario, SimFile, SimLibraryFile, SimScript
 from commands.simulator.planning import script_result
 from tests.helpers.bot import CHANNEL, BotHarness
 from tests.helpers.defender import build_scenario
@@ -103,17 +103,50 @@ def test_getfile_is_uploaded_decompressed_with_its_sha256(tmp_path: Path) -> Non
         assert list((tmp_path / "data" / "results").iterdir()) == []  # no copy left here
 
 
-def test_a_result_over_the_size_limit_is_explained_not_uploaded(tmp_path: Path) -> None:
-    with run_bot(tmp_path, env={"LRBOT_MAX_RESULT_MB": 0.0001}) as bot:
-        message = approve(bot, "ws-001.contoso.com", "getfile C:\\Temp\\a.txt")
+# 4 kB of noise, so its gzip is over the limit too: the whole download is hashed.
+BIG = b"".join(hashlib.sha256(str(n).encode()).digest() for n in range(128))
+NOTE = "Fetch {file} from the Action center: action {action_id}, command {command}."
+
+
+def with_big_file() -> Scenario:
+    """The test tenant, with ``C:\\Temp\\big.bin`` (4,096 bytes) on ws-001."""
+    base = build_scenario()
+    first, *others = base.machines
+    files = {**first.files, "C:\\Temp\\big.bin": SimFile(content=BIG)}
+    return build_scenario(machines=[first.model_copy(update={"files": files}), *others])
+
+
+def test_a_result_over_the_size_limit_is_described_not_uploaded(tmp_path: Path) -> None:
+    env = {"LRBOT_MAX_RESULT_MB": 0.001, "LRBOT_LARGE_RESULT_NOTE": NOTE}  # 1,048 bytes
+    with run_bot(tmp_path, with_big_file(), env=env) as bot:
+        message = approve(bot, "ws-001.contoso.com", "getfile C:\\Temp\\big.bin")
+        replies = finished(bot, message)
+        assert bot.slack.calls("files.getUploadURLExternal") == []
+        assert bot.slack.uploads() == []
+        [too_large] = [r for r in replies if "limit" in r]
+        action = bot.record(message).action_id
+        assert too_large == (
+            "The result of Command 1 of 1 (getfile C:\\Temp\\big.bin) is over the 1.0 kB limit"
+            " for posting here, so it is not uploaded: big.bin, 4.1 kB (4,096 bytes),"
+            f" SHA-256 {hashlib.sha256(BIG).hexdigest()}."
+            f" Fetch big.bin from the Action center: action {action}, command 1."
+        )
+        assert any(r.startswith("Command 1 of 1") and "Completed" in r for r in replies)
+        assert list((tmp_path / "data" / "results").iterdir()) == []  # nothing partial kept
+
+
+def test_runscript_output_over_the_size_limit_gets_the_same_treatment(tmp_path: Path) -> None:
+    document = script_result("long.ps1", SimScript(seconds=2, output=LONG_OUTPUT))
+    with run_bot(tmp_path, with_long_script(), env={"LRBOT_MAX_RESULT_MB": 0.0005}) as bot:
+        message = approve(bot, "ws-001.contoso.com", "runscript long.ps1")
         replies = finished(bot, message)
         assert bot.slack.uploads() == []
         [too_large] = [r for r in replies if "limit" in r]
-        assert "getfile C:\\Temp\\a.txt" in too_large
-        assert "is over the 104 bytes limit for posting here" in too_large
-        assert "Get it from the Defender portal" in too_large
-        assert any(r.startswith("Command 1 of 1") and "Completed" in r for r in replies)
-        assert list((tmp_path / "data" / "results").iterdir()) == []  # nothing partial kept
+        assert "(runscript long.ps1) is over the 524 bytes limit" in too_large
+        assert f"output of long.ps1, {len(document)} bytes," in too_large
+        assert f"SHA-256 {hashlib.sha256(document).hexdigest()}." in too_large
+        assert "Download it from the Microsoft Defender portal: Action center" in too_large
+        assert not [r for r in replies if "exited with code" in r]
 
 
 def test_nul_padding_never_reaches_the_thread(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from bot.sandbox._slack_records import Message, OpenedView
 from bot.settings import load_bot_settings
 from commands.client import DefenderClient
 from commands.simulator import Scenario
+from tests.helpers import leaks
 from tests.helpers.defender import Harness, running_harness
 
 __all__ = [
@@ -45,7 +46,9 @@ APPROVER = "U0APP0001"
 APPROVER_2 = "U0APP0002"  # an approver through the user group only
 OUTSIDER = "U0OUT0001"
 LEADS = "S0LEADS01"
-BOT_TOKEN = "xoxb-test-token"
+# Recognisable (see ``tests.helpers.leaks``): the leak guard looks for these markers.
+BOT_TOKEN = f"xoxb-{leaks.SLACK_BOT}-test-token"
+APP_TOKEN = f"xapp-1-{leaks.SLACK_APP}-test-token"  # unused in HTTP mode: it must not show
 JUSTIFICATION = "Beaconing to 198.51.100.23 from this host; collect evidence before isolation."
 
 
@@ -67,7 +70,8 @@ class BotHarness:
         self.env = env
         self.limits = limits
         self.defender_settings = defender_settings or {}
-        self.secret = secrets.token_hex(16)
+        self.secret = f"{leaks.SIGNING}-{secrets.token_hex(16)}"
+        self.database_url = f"sqlite:///{workdir / 'lrbot.sqlite3'}"
         self.runtime: Runtime | None = None
         self.server: HttpServer | None = None
         self.client: DefenderClient | None = None
@@ -79,11 +83,12 @@ class BotHarness:
         settings = load_bot_settings(
             _env_file=None,
             SLACK_BOT_TOKEN=BOT_TOKEN,
+            SLACK_APP_TOKEN=APP_TOKEN,
             SLACK_SIGNING_SECRET=self.secret,
             SLACK_API_URL=self.slack.base_url,
             LRBOT_APPROVERS=f"{APPROVER},{LEADS}",
             LRBOT_POLL_SECONDS=0.05,
-            LRBOT_DATABASE_URL=f"sqlite:///{self.workdir / 'lrbot.sqlite3'}",
+            LRBOT_DATABASE_URL=self.database_url,
             LRBOT_DATA_DIR=str(self.workdir / "data"),
             **self.env,
         )
@@ -246,6 +251,10 @@ def running_bot(
             slack.set_user(user, real_name=name)
         slack.set_usergroup(LEADS, [APPROVER_2])
         bot = BotHarness(slack, defender, tmp_path, env or {}, limits or {}, defender_settings)
+        # Under the leak guard: everything the bot wrote down is scanned after the test.
+        leaks.watch_slack(slack, forbidden=(defender.sim.base_url.split("://", 1)[1],))
+        leaks.watch_database(bot.database_url)
+        leaks.watch_directory(tmp_path)
         bot.start()
         try:
             yield bot

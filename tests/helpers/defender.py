@@ -30,6 +30,7 @@ from commands.simulator import (
     SimScript,
     SimulatorServer,
 )
+from tests.helpers import leaks
 
 __all__ = [
     "CLIENT_ID",
@@ -45,7 +46,7 @@ __all__ = [
 
 TENANT = "00000000-0000-0000-0000-000000000001"
 CLIENT_ID = "lrbot-sim"
-SECRET = "sim-secret-Zq8!"
+SECRET = f"{leaks.CLIENT_SECRET}-Zq8!"  # recognisable: see tests.helpers.leaks
 SCOPE = "https://api.securitycenter.microsoft.com/.default"
 # Loading the system CA bundle costs ~40 ms per httpx client: load it once for all tests.
 SSL_CONTEXT = ssl.create_default_context()

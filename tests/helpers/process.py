@@ -37,6 +37,7 @@ from bot.sandbox import FakeSlack, SlackRequests
 from bot.sandbox._slack_records import Message, OpenedView
 from bot.store import Store
 from commands.simulator import RecordedRequest, ScaledClock, Scenario, SimulatorServer
+from tests.helpers import leaks
 from tests.helpers.bot import (
     APPROVER,
     APPROVER_2,
@@ -71,8 +72,9 @@ class BotProcess:
     def __init__(self, env: dict[str, str], cwd: Path, log_path: Path) -> None:
         self.log_path = log_path
         self.port = _free_port()
-        args = [sys.executable, "-m", "bot", "serve", "--port", str(self.port)]
-        args += ["--host", "127.0.0.1"]
+        # At DEBUG: everything it could ever log is in the leak guard's scan.
+        args = [sys.executable, "-m", "bot", "--log-level", "DEBUG", "serve"]
+        args += ["--port", str(self.port), "--host", "127.0.0.1"]
         self._log: IO[bytes] = log_path.open("wb")
         self.popen = subprocess.Popen(
             args, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log
@@ -128,7 +130,7 @@ class World:
         self.slack = slack
         self.sim = sim
         self.workdir = workdir
-        self.secret = secrets.token_hex(16)
+        self.secret = f"{leaks.SIGNING}-{secrets.token_hex(16)}"
         self.database_url = f"sqlite:///{workdir / 'lrbot.sqlite3'}"
         self.processes: list[BotProcess] = []
         self._sender: SlackRequests | None = None
@@ -176,6 +178,9 @@ class World:
         began = self.slack.call_count("auth.test")
         process = BotProcess(self.environment(), self.workdir, log)
         self.processes.append(process)
+        leaks.watch_output(
+            f"lrbot serve #{len(self.processes)} (pid {process.pid})", process.log, log
+        )
         if self._sender is not None:
             self._sender.close()
         self._sender = SlackRequests(process.url, self.secret, fake=self.slack)
@@ -315,6 +320,9 @@ def bot_world(
             slack.set_user(user, real_name=name)
         slack.set_usergroup(LEADS, [APPROVER_2])
         world = World(slack, sim, workdir)
+        leaks.watch_slack(slack, forbidden=(sim.base_url.split("://", 1)[1],))
+        leaks.watch_database(world.database_url)
+        leaks.watch_directory(workdir)
         try:
             yield world
         finally:

@@ -6,7 +6,6 @@ wants: nothing the bot sent Slack carries a result's download link or Defender's
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ from typing import Any
 from bot.ids import Action
 from bot.sandbox._slack_records import Message
 from commands.simulator import RecordedRequest, Scenario
+from tests.helpers import leaks
 from tests.helpers.bot import APPROVER, BotHarness, running_bot
 
 __all__ = [
@@ -82,9 +82,9 @@ def normalise(text: str) -> str:
 
 
 def assert_no_links(bot: BotHarness) -> None:
-    """No Slack call carries a result link (``/blob/``, ``sig=``) or Defender's address."""
-    defender = bot.defender.sim.base_url.split("://", 1)[1]
-    for call in bot.slack.calls():
-        sent = json.dumps(call.params) + call.body.decode("utf-8", "replace")
-        for marker in ("/blob/", "sig=", defender):
-            assert marker not in sent, f"{call.method} carried {marker!r}: {sent[:300]}"
+    """No Slack call carries a result link (``/blob/``, ``sig=``), Defender's address or a
+    secret: the leak guard's Slack scan, run now."""
+    guard = leaks.LeakGuard()
+    guard.watch_slack(bot.slack, forbidden=(bot.defender.sim.base_url.split("://", 1)[1],))
+    found = guard.scan_slack()
+    assert not found, "\n".join(str(f) for f in found)
