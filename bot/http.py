@@ -21,6 +21,24 @@ __all__ = ["HttpServer"]
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+_REFUSED = b'{"error":"invalid request"}'
+
+
+def _readable_timestamp(environ: dict[str, Any]) -> bool:
+    """Whether ``X-Slack-Request-Timestamp`` is absent or an integer, as Bolt can read it.
+
+    slack_sdk's ``SignatureVerifier`` calls ``int()`` on it unguarded: a forged header such
+    as ``yesterday`` raised ``ValueError`` inside Bolt, which answered 500 and logged a
+    failure, where any other unverifiable request gets 401. (Absent, Bolt reads it as 0.)
+    """
+    raw = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP")
+    if raw is None:
+        return True
+    try:
+        int(raw)
+    except ValueError:  # also past int()'s 4,300-digit limit
+        return False
+    return True
 
 
 class HttpServer:
@@ -33,6 +51,10 @@ class HttpServer:
             if environ.get("PATH_INFO") == "/healthz":
                 start_response("200 OK", [("Content-Type", "text/plain")])
                 return [b"ok\n"]
+            if not _readable_timestamp(environ):
+                log.info("refused a Slack request: its timestamp is not a number")
+                start_response("401 Unauthorized", [("Content-Type", "application/json")])
+                return [_REFUSED]
             return slack(environ, start_response)
 
         self._server = create_server(

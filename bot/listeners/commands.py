@@ -8,6 +8,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot import views
 from bot.modal import ModalMetadata, ModalValues
@@ -38,9 +39,20 @@ def register(app: App, services: Services) -> None:
         meta = ModalMetadata(channel_id=str(command.get("channel_id", "")), rows=1)
         values = ModalValues(device=device[:300], commands_text=rest[:3000])
         # The trigger_id lives 3 seconds: open the modal before anything that may be slow.
-        opened = client.views_open(
-            trigger_id=command.get("trigger_id"), view=views.request_modal(meta, values)
-        )
+        try:
+            opened = client.views_open(
+                trigger_id=command.get("trigger_id"), view=views.request_modal(meta, values)
+            )
+        except SlackApiError as exc:
+            # An expired or reused trigger (a slow round trip, a replayed request) is no bug
+            # of ours: tell the person, instead of failing the listener in silence.
+            error = exc.response.get("error")
+            log.warning("could not open the request form: %s", error)
+            respond(
+                response_type="ephemeral",
+                text=f"Slack did not open the request form ({error}): run {command_name} again.",
+            )
+            return
         user = str(command.get("user_id", ""))
         allowed = services.lifecycle.may_request(user)
         if not allowed.ok:

@@ -7,6 +7,7 @@ from typing import Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot import views
 from bot.ids import Action, Block, Callback
@@ -69,11 +70,16 @@ def register(app: App, services: Services) -> None:
         values = read_values((view.get("state") or {}).get("values"), meta.rows)
         rows = min(MAX_ROWS, max(1, meta.rows + delta))
         values.rows = values.rows[:rows]
-        client.views_update(
-            view_id=view.get("id"),
-            hash=view.get("hash"),
-            view=views.request_modal(meta.model_copy(update={"rows": rows}), values),
-        )
+        try:
+            client.views_update(
+                view_id=view.get("id"),
+                hash=view.get("hash"),
+                view=views.request_modal(meta.model_copy(update={"rows": rows}), values),
+            )
+        except SlackApiError as exc:
+            # hash_conflict (two quick clicks) or a view that is gone: the form as Slack
+            # shows it is still usable, so this is worth a line in the log, not a failure.
+            log.info("request form not resized: %s", exc.response.get("error"))
 
     @app.action(str(Action.ADD_ROW))
     def add_row(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
