@@ -32,7 +32,8 @@ class ModalMetadata(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    channel_id: str = Field(max_length=32)
+    # A Slack conversation id: the request is posted there, so nothing else will do.
+    channel_id: str = Field(min_length=1, max_length=32, pattern=r"^[A-Z0-9]+$")
     rows: int = Field(1, ge=1, le=MAX_ROWS)
 
 

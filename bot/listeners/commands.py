@@ -6,6 +6,7 @@ import html
 import logging
 from typing import Any
 
+from pydantic import ValidationError
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -19,6 +20,7 @@ __all__ = ["register"]
 
 log = logging.getLogger(__name__)
 
+NO_CHANNEL = "Run this command in a channel: the request is posted there for approval."
 HELP_WORDS = frozenset({"help", "-h", "--help", "?", "usage"})
 
 
@@ -34,9 +36,15 @@ def register(app: App, services: Services) -> None:
         if text.lower() in HELP_WORDS:
             ack(response_type="ephemeral", text=views.help_text(command_name))
             return
+        try:
+            meta = ModalMetadata(channel_id=str(command.get("channel_id", "")), rows=1)
+        except ValidationError:
+            # Slack always names the channel; a request without a usable one could never be
+            # posted for approval, so say so now rather than fail the listener.
+            ack(response_type="ephemeral", text=NO_CHANNEL)
+            return
         ack()
         device, rest = split_device_and_commands(text)
-        meta = ModalMetadata(channel_id=str(command.get("channel_id", "")), rows=1)
         values = ModalValues(device=device[:300], commands_text=rest[:3000])
         # The trigger_id lives 3 seconds: open the modal before anything that may be slow.
         try:
@@ -48,10 +56,16 @@ def register(app: App, services: Services) -> None:
             # of ours: tell the person, instead of failing the listener in silence.
             error = exc.response.get("error")
             log.warning("could not open the request form: %s", error)
-            respond(
-                response_type="ephemeral",
-                text=f"Slack did not open the request form ({error}): run {command_name} again.",
-            )
+            if not command.get("response_url"):
+                return  # nowhere to answer (Slack always sends one; a forgery may not)
+            try:
+                respond(
+                    response_type="ephemeral",
+                    text=f"Slack did not open the request form ({error}): run {command_name}"
+                    " again.",
+                )
+            except (ValueError, OSError) as sent:  # a response_url that is no URL, or down
+                log.warning("could not say so either: %s", sent)
             return
         user = str(command.get("user_id", ""))
         allowed = services.lifecycle.may_request(user)
