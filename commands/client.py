@@ -362,7 +362,15 @@ class DefenderClient:
         prefix = len(str(self._http.base_url).rstrip("/")) + len(f"{_ACTIONS}?%24filter=")
         found: dict[str, MachineAction] = {}
         for where in odata.chunk_any_of("id", wanted, odata.MAX_URL_LENGTH - prefix):
-            for action in self.list_actions(where):
+            for item in self._pages(_ACTIONS, {"$filter": where}):
+                # One action Defender describes badly must not stop the poll of all the
+                # others: it is left out (its run waits and is looked at again next poll).
+                try:
+                    action = MachineAction.model_validate(item)
+                except ValidationError:
+                    shown = item.get("id") if isinstance(item, dict) else None
+                    logger.warning("poll: Defender's answer for action %r is unreadable", shown)
+                    continue
                 if action.id in wanted:
                     found[action.id] = action
         return found

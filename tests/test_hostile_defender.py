@@ -182,7 +182,7 @@ def broken(draw: st.DrawFn, base: dict[str, Any]) -> Any:
                 break
             try:
                 parent = parent[key]
-            except (KeyError, IndexError):
+            except (KeyError, IndexError, TypeError):  # an earlier change retyped the node
                 break
         else:
             if isinstance(parent, dict):
@@ -190,7 +190,7 @@ def broken(draw: st.DrawFn, base: dict[str, Any]) -> Any:
                     parent.pop(path[-1], None)
                 else:
                     parent[path[-1]] = draw(any_json() | st.sampled_from(["Weird", "", None]))
-            elif isinstance(parent, list) and path[-1] < len(parent):
+            elif isinstance(parent, list) and isinstance(path[-1], int) and path[-1] < len(parent):
                 parent[path[-1]] = draw(any_json())
     if isinstance(document, dict):
         document.update(draw(st.dictionaries(hostile_text(20), any_json(), max_size=3)))
@@ -360,3 +360,13 @@ def test_deeply_nested_json_is_not_json(garbage: Garbage, client: DefenderClient
     garbage.set(b"[" * 100_000, status=400)  # the error answer's body is read too
     with pytest.raises(DefenderError, match="400"):
         client.get_action("act-1")
+
+
+def test_one_unreadable_action_does_not_stop_the_poll_of_the_others(
+    garbage: Garbage, client: DefenderClient
+) -> None:
+    """Regression: the whole batched poll failed, so every run waited on one bad item."""
+    bad = {"id": "act-2", "commands": [{"commandStatus": "Completed"}]}  # no index
+    garbage.set({"value": [ACTION, bad, "not even an object"]})
+    found = client.get_actions(["act-1", "act-2"])
+    assert list(found) == ["act-1"] and found["act-1"].status == "InProgress"

@@ -6,7 +6,7 @@ Bolt's ``RequestVerification`` (slack_sdk's ``SignatureVerifier``) checks
 signature as "" (no match). Slack sends no nonce: a correctly signed request replayed within
 those 5 minutes is accepted by Bolt (the lifecycle's atomic transitions make a replayed click
 harmless); later, its own timestamp makes it stale. A timestamp that is not a number made
-``SignatureVerifier`` raise ``ValueError`` and Bolt answer 500; ``bot.http`` refuses it first.
+``SignatureVerifier`` raise ``ValueError`` and Bolt answer 500; ``bot.inbound`` refuses it first.
 
 Each refusal must leave no trace: no Slack Web API call, no response_url post, no stored
 request, no Defender lookup.
