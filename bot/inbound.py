@@ -127,6 +127,9 @@ def _shape(payload: dict[str, Any]) -> str | None:
     for key in _OBJECTS:
         if payload.get(key) is not None and not isinstance(payload[key], dict):
             return f"{key} is not an object"
+    for key in ("view", "event"):  # Bolt's unhandled-request log reads them if present at all
+        if key in payload and not isinstance(payload[key], dict):
+            return f"{key} is not an object"
     authorizations = payload.get("authorizations")
     if authorizations is not None and not (
         isinstance(authorizations, list) and all(isinstance(a, dict) for a in authorizations)
@@ -144,8 +147,14 @@ def _shape(payload: dict[str, Any]) -> str | None:
             if not isinstance(action.get("action_id"), str) or not _is_id(action.get("block_id")):
                 return "an action has no action_id, or ids that are not strings"
     view = payload.get("view")
-    if kind in _WITH_VIEW and not (isinstance(view, dict) and "callback_id" in view):
-        return "view or its callback_id is missing"  # Bolt reads view["callback_id"]
+    # Bolt reads view["callback_id"] and view["type"] of every view_submission.
+    if kind in _WITH_VIEW and not (
+        isinstance(view, dict) and "callback_id" in view and isinstance(view.get("type"), str)
+    ):
+        return "view, its callback_id or its type is missing"
+    event = payload.get("event")
+    if isinstance(event, dict) and not isinstance(event.get("type"), str):
+        return "event.type is missing"  # Bolt reads event["type"] of every event
     if isinstance(view, dict):
         if not isinstance(view.get("callback_id", ""), str):
             return "view.callback_id is not a string"

@@ -7,7 +7,7 @@ import hmac
 import json
 import time
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import pytest
 from hypothesis import given, settings
@@ -58,7 +58,10 @@ def test_a_well_formed_click_passes() -> None:
         {"enterprise": {"id": 5}},
         {"view": "V1"},
         {"type": "view_submission", "view": {"id": "V1"}},  # Bolt: view["callback_id"]
-        {"type": "view_submission", "view": {"callback_id": "x", "state": []}},
+        {"type": "view_submission", "view": {"callback_id": "x"}},  # Bolt: view["type"]
+        {"event": {"user": "U1"}},  # Bolt: event["type"]
+        {"type": None, "view": None},  # Bolt's "unhandled request" warning: view.get
+        {"type": "view_submission", "view": {"callback_id": "x", "type": "modal", "state": []}},
         {"authorizations": [1]},
     ],
 )
@@ -110,3 +113,94 @@ def test_any_document_or_bytes_is_judged_without_raising(document: Any, raw: byt
 def test_the_real_clock_is_the_default() -> None:
     body = interaction(CLICK)
     assert problem(body, signed(body, str(int(time.time()))), None, SECRET) is None
+
+
+# --- what passes, Bolt can read -----------------------------------------------------------------
+
+VIEW = {
+    "type": "view_submission",
+    "user": {"id": "U1", "team_id": "T1"},
+    "team": {"id": "T1", "domain": "x"},
+    "view": {
+        "id": "V1",
+        "type": "modal",
+        "callback_id": "lr_request",
+        "private_metadata": '{"channel_id": "C1", "rows": 1}',
+        "state": {"values": {"device": {"value": {"type": "plain_text_input", "value": "ws"}}}},
+    },
+}
+COMMAND = {"command": "/liveresponse", "text": "help", "user_id": "U1", "team_id": "T1"}
+
+
+def _bolt() -> tuple[Any, list[BaseException]]:
+    """A bare Bolt app with listeners on our ids: where Bolt itself reads the payload."""
+    from slack_bolt import App
+    from slack_bolt.authorization import AuthorizeResult
+
+    failures: list[BaseException] = []
+    app = App(
+        # Bolt's single-team authorization would call auth.test: no network in a unit test.
+        authorize=lambda **_: AuthorizeResult(
+            enterprise_id=None, team_id="T1", bot_token="xoxb-unused", bot_user_id="UB"
+        ),
+        signing_secret=SECRET,
+        token_verification_enabled=False,
+        request_verification_enabled=False,
+        ssl_check_enabled=False,
+        url_verification_enabled=False,
+    )
+    for action in ("lr_approve", "lr_add_row"):
+        app.action(action)(lambda ack: ack())
+    app.view("lr_request")(lambda ack: ack())
+    app.command("/liveresponse")(lambda ack: ack())
+
+    @app.error
+    def failed(error: BaseException) -> None:
+        failures.append(error)
+
+    return app, failures
+
+
+BOLT, BOLT_FAILURES = _bolt()
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if isinstance(node, dict):
+        items: list[tuple[Any, Any]] = list(node.items())
+    elif isinstance(node, list):
+        items = list(enumerate(node))
+    else:
+        items = []
+    found: list[tuple[Any, ...]] = []
+    for key, child in items:
+        found += [(*prefix, key), *_paths(child, (*prefix, key))]
+    return found
+
+
+@st.composite
+def mutated_payloads(draw: st.DrawFn) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(json.dumps(draw(st.sampled_from([CLICK, VIEW]))))
+    for _ in range(draw(st.integers(1, 3))):
+        path = draw(st.sampled_from(_paths(document) or [("type",)]))
+        parent: Any = document
+        for key in path[:-1]:
+            parent = parent[key]
+        if draw(st.booleans()):
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = draw(any_json())
+    return document
+
+
+@settings(max_examples=300, deadline=None)
+@given(mutated_payloads() | st.builds(lambda d: COMMAND | d, st.dictionaries(st.text(), st.text())))
+def test_whatever_passes_bolt_reads_without_failing(payload: dict[str, Any]) -> None:
+    from slack_bolt import BoltRequest
+
+    is_form = "command" in payload and all(isinstance(v, str) for v in payload.values())
+    body = (urlencode(payload) if is_form else interaction(payload).decode()).encode()
+    if problem(body, signed(body), None, SECRET, NOW) is not None:
+        return
+    BOLT_FAILURES.clear()
+    response = BOLT.dispatch(BoltRequest(body=body.decode(), headers={}))
+    assert response.status < 500 and not BOLT_FAILURES, (response.status, BOLT_FAILURES)
