@@ -11,6 +11,7 @@ import json
 import re
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -33,6 +34,9 @@ from commands.wire import RunScriptOutput
 from tests.hostile import MARKUP, any_json, hostile_text
 from tests.test_views import NOW, check_blocks, check_message, machine, make_record, mrkdwn_texts
 
+# A failing example with a 100 KB string makes hypothesis warn that its repr is large; as an
+# error (warnings are errors here) that warning would hide the failure it reports.
+pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 _BLOCKS = [str(b) for b in Block] + [row_block(i, p) for i in range(11) for p in ("type", "value")]
 
