@@ -135,6 +135,11 @@ def _shape(payload: dict[str, Any]) -> str | None:
         isinstance(authorizations, list) and all(isinstance(a, dict) for a in authorizations)
     ):
         return "authorizations is not a list of objects"
+    urls = payload.get("response_urls")  # Bolt reads response_urls[0].get("response_url")
+    if "response_urls" in payload and not (
+        isinstance(urls, list) and (not urls or isinstance(urls[0], dict))
+    ):
+        return "response_urls is not a list of objects"
     kind = payload.get("type")
     if kind in _WITH_ACTIONS:
         actions = payload.get("actions")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import time
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -61,6 +62,8 @@ def test_a_well_formed_click_passes() -> None:
         {"type": "view_submission", "view": {"callback_id": "x"}},  # Bolt: view["type"]
         {"event": {"user": "U1"}},  # Bolt: event["type"]
         {"type": None, "view": None},  # Bolt's "unhandled request" warning: view.get
+        {"response_urls": ["https://hooks.slack.com/x"]},  # Bolt: response_urls[0].get
+        {"response_urls": 5},
         {"type": "view_submission", "view": {"callback_id": "x", "type": "modal", "state": []}},
         {"authorizations": [1]},
     ],
@@ -119,6 +122,7 @@ def test_the_real_clock_is_the_default() -> None:
 
 VIEW = {
     "type": "view_submission",
+    "response_urls": [{"response_url": "https://hooks.slack.invalid/1", "channel_id": "C1"}],
     "user": {"id": "U1", "team_id": "T1"},
     "team": {"id": "T1", "domain": "x"},
     "view": {
@@ -177,9 +181,30 @@ def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return found
 
 
+# A click as Slack sends it, with everything Bolt's context building reads.
+FULL_CLICK = CLICK | {
+    "api_app_id": "A1",
+    "token": "t",
+    "enterprise": None,
+    "is_enterprise_install": False,
+    "trigger_id": "1.2.3",
+    "container": {"type": "message", "message_ts": "1.2", "channel_id": "C1"},
+    "channel": {"id": "C1", "name": "soc"},
+    "message": {"ts": "1.2", "thread_ts": "1.1", "text": "x", "blocks": []},
+    "response_url": "https://hooks.slack.invalid/2",
+    "state": {"values": {}},
+}
+ROW_CLICK = FULL_CLICK | {
+    "container": {"type": "view", "view_id": "V1"},
+    "actions": [{"action_id": "lr_add_row", "block_id": "row_buttons", "type": "button"}],
+    "view": VIEW["view"],
+}
+
+
 @st.composite
 def mutated_payloads(draw: st.DrawFn) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(json.dumps(draw(st.sampled_from([CLICK, VIEW]))))
+    template = draw(st.sampled_from([CLICK, VIEW, FULL_CLICK, ROW_CLICK]))
+    document: dict[str, Any] = json.loads(json.dumps(template))
     for _ in range(draw(st.integers(1, 3))):
         path = draw(st.sampled_from(_paths(document) or [("type",)]))
         parent: Any = document
@@ -192,7 +217,8 @@ def mutated_payloads(draw: st.DrawFn) -> dict[str, Any]:
     return document
 
 
-@settings(max_examples=300, deadline=None)
+# LRBOT_FUZZ_EXAMPLES=3000 for a deeper run (about 90 s); 300 keeps the suite quick.
+@settings(max_examples=int(os.environ.get("LRBOT_FUZZ_EXAMPLES", 300)), deadline=None)
 @given(mutated_payloads() | st.builds(lambda d: COMMAND | d, st.dictionaries(st.text(), st.text())))
 def test_whatever_passes_bolt_reads_without_failing(payload: dict[str, Any]) -> None:
     from slack_bolt import BoltRequest
