@@ -6,6 +6,7 @@ concurrent load; waitress queues them across a fixed pool of threads.
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -15,6 +16,8 @@ from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from waitress import wasyncore
 from waitress.server import create_server
+
+from bot.inbound import problem
 
 __all__ = ["HttpServer"]
 
@@ -28,11 +31,29 @@ class HttpServer:
 
     def __init__(self, app: App, host: str = "127.0.0.1", port: int = 3000, threads: int = 8):
         slack = SlackRequestHandler(app, path=EVENTS_PATH)
+        # Bolt keeps the secret it verifies with (empty when verification is off); checking
+        # with the same one first lets ``bot.inbound`` refuse unsigned bodies before parsing.
+        secret: str | None = getattr(app, "_signing_secret", None) or None
 
         def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             if environ.get("PATH_INFO") == "/healthz":
                 start_response("200 OK", [("Content-Type", "text/plain")])
                 return [b"ok\n"]
+            if environ.get("PATH_INFO") != EVENTS_PATH or environ.get("REQUEST_METHOD") != "POST":
+                return slack(environ, start_response)  # Bolt's own answer (404, 405)
+            body = _read_body(environ)
+            headers = {
+                k[5:].lower().replace("_", "-"): str(v)
+                for k, v in environ.items()
+                if k.startswith("HTTP_")
+            }
+            refusal = problem(body, headers, environ.get("CONTENT_TYPE"), secret)
+            if refusal is not None:
+                log.info("refused a request to %s: %s", EVENTS_PATH, refusal.reason)
+                status = "401 Unauthorized" if refusal.status == 401 else "400 Bad Request"
+                start_response(status, [("Content-Type", "application/json")])
+                return [b'{"error":"invalid request"}']
+            environ["wsgi.input"] = io.BytesIO(body)  # read once here; Bolt reads it again
             return slack(environ, start_response)
 
         self._server = create_server(
@@ -74,6 +95,15 @@ class HttpServer:
         # Workers finishing a request pull the trigger too: it stays open until they are gone.
         server.task_dispatcher.shutdown()
         server.close()
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    stream = environ.get("wsgi.input")
+    return stream.read(length) if stream is not None and length > 0 else b""
 
 
 def _close_all_but_trigger(server: Any) -> None:

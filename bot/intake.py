@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 MAX_JUSTIFICATION = 3000
 MAX_TICKET = 200
+MAX_DEVICE = 255
 _VERBS = {"PutFile": "putfile", "RunScript": "runscript", "GetFile": "getfile"}
 
 
@@ -121,8 +122,11 @@ class Intake:
             errors[Block.TICKET] = f"A ticket reference has at most {MAX_TICKET} characters."
         if not values.device:
             errors[Block.DEVICE] = "Give the device: a hostname or its 40-character machine id."
+        elif len(values.device) > MAX_DEVICE:
+            # No DNS name is longer; a 100 KB one would not even fit in the lookup's URL.
+            errors[Block.DEVICE] = f"A device name has at most {MAX_DEVICE} characters."
         commands, sources = self._commands(values, errors)
-        if errors and not values.device:
+        if errors and (not values.device or len(values.device) > MAX_DEVICE):
             return errors
 
         started = time.monotonic()

@@ -6,15 +6,24 @@ so a missing block, a wrong type or an absurd value becomes an empty field, neve
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.ids import Action, Block, row_block
 
-__all__ = ["MAX_ROWS", "ModalMetadata", "ModalValues", "read_metadata", "read_values"]
+__all__ = [
+    "MAX_ROWS",
+    "ModalMetadata",
+    "ModalValues",
+    "clean_text",
+    "read_metadata",
+    "read_values",
+]
 
 MAX_ROWS = 10
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 RowKind = Literal["PutFile", "RunScript", "GetFile"]
 
 
@@ -23,7 +32,8 @@ class ModalMetadata(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    channel_id: str = Field(max_length=32)
+    # A Slack conversation id: the request is posted there, so nothing else will do.
+    channel_id: str = Field(min_length=1, max_length=32, pattern=r"^[A-Z0-9]+$")
     rows: int = Field(1, ge=1, le=MAX_ROWS)
 
 
@@ -47,6 +57,16 @@ def read_metadata(raw: object) -> ModalMetadata | None:
         return None
 
 
+def clean_text(text: str) -> str:
+    """``text`` without NUL and with lone surrogates replaced (U+FFFD).
+
+    Slack's JSON may carry both (``\\u0000``, ``\\ud800``); neither can be stored in every
+    database (PostgreSQL refuses NUL) nor encoded as UTF-8 for Defender or Slack, so they
+    would fail far from here, after the analyst's form was closed.
+    """
+    return _LONE_SURROGATE.sub("\ufffd", text.replace("\x00", ""))
+
+
 def _text(values: dict[str, Any], block: str) -> str:
     element = values.get(block, {}).get(str(Action.VALUE), {})
     if not isinstance(element, dict):
@@ -55,7 +75,7 @@ def _text(values: dict[str, Any], block: str) -> str:
     if value is None:
         option = element.get("selected_option")
         value = option.get("value") if isinstance(option, dict) else None
-    return value.strip() if isinstance(value, str) else ""
+    return clean_text(value).strip() if isinstance(value, str) else ""
 
 
 def read_values(state_values: object, rows: int) -> ModalValues:

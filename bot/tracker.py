@@ -32,13 +32,20 @@ from commands.errors import (
     Throttled,
 )
 from commands.models import CommandSequence
-from commands.wire import FINAL_COMMAND_STATUSES, LibraryFile, MachineAction
+from commands.wire import (
+    ACTIVE_STATUSES,
+    FINAL_COMMAND_STATUSES,
+    FINAL_STATUSES,
+    LibraryFile,
+    MachineAction,
+)
 
 __all__ = ["Tracker", "TrackerDefender"]
 
 log = logging.getLogger(__name__)
 
 RESULT_KINDS = frozenset({"RunScript", "GetFile"})
+KNOWN_STATUSES = ACTIVE_STATUSES | FINAL_STATUSES
 _MINUTE = timedelta(minutes=1)
 DEVICE_BUSY = (
     "the device already has a live response action (perhaps started by someone else);"
@@ -108,6 +115,7 @@ class Tracker:
         self._stretched = False
         # Approved runs whose wait for the run rate is already in the audit trail.
         self._rate_queued: set[str] = set()
+        self._unknown_statuses: set[tuple[str, str]] = set()  # (request id, status) warned of
 
     # -- running ------------------------------------------------------------------------
 
@@ -519,7 +527,19 @@ class Tracker:
             kind = record.commands.commands[position - 1].kind
             if command.command_status == "Completed" and kind in RESULT_KINDS:
                 replies.append(_result_marker(position))
-        if action.status != record.action_status:
+        if action.status not in KNOWN_STATUSES:
+            # Undocumented: not final, so keep polling and keep the last status we understood
+            # (the request message shows it); say so once per request and status, not per poll.
+            if (record.id, action.status) not in self._unknown_statuses:
+                self._unknown_statuses.add((record.id, action.status))
+                log.warning(
+                    "request %s: Defender reports action %s as %r, not a known status;"
+                    " following it until it reaches a final one",
+                    record.id,
+                    action.id,
+                    action.status[:100],
+                )
+        elif action.status != record.action_status:
             changes["action_status"] = action.status
         if action.is_final:
             skipped = [

@@ -54,6 +54,7 @@ USER_AGENT = "lrbot/0.1"
 DEFAULT_THROTTLE_SECONDS = 60.0  # a 429 without Retry-After: Defender's limits are per minute
 _ACTIONS = "/api/machineactions"
 _LIVE_RESPONSE = "type eq 'LiveResponse'"
+MAX_PAGES = 1000  # 100,000 items at Defender's page size of 100: more than any tenant's
 # Raised before any byte of the request left: safe to report as "not sent".
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -67,7 +68,7 @@ def _error_fields(response: httpx.Response) -> tuple[str, str, str | None]:
     """Defender's ``{"error": {"code", "message", "target"}}``, tolerating anything else."""
     fallback = response.reason_phrase or f"HTTP {response.status_code}"
     try:
-        body = response.json()
+        body = _decode(response)
     except ValueError:
         body = None
     error = body.get("error") if isinstance(body, dict) else None
@@ -77,6 +78,15 @@ def _error_fields(response: httpx.Response) -> tuple[str, str, str | None]:
     message = error.get("message") or fallback
     target = error.get("target")
     return str(code), str(message), str(target) if target is not None else None
+
+
+def _decode(response: httpx.Response) -> Any:
+    """The body as JSON; ``ValueError`` for anything else, deep nesting included (json.loads
+    raises ``RecursionError`` on ``[[[[…``, which no caller expected from a bad answer)."""
+    try:
+        return response.json()
+    except RecursionError:
+        raise ValueError("the answer nests too deeply") from None
 
 
 def _model(cls: type[_Model], data: Any, what: str) -> _Model:
@@ -200,6 +210,9 @@ class DefenderClient:
             self._spend()
             try:
                 response = self._http.get(url, params=params)
+            except httpx.InvalidURL as exc:  # a huge query, or a next link that is no URL
+                path = url.split("?", 1)[0][:200]
+                raise DefenderError(f"GET {path}: the request URL is invalid ({exc})") from None
             except httpx.TransportError as exc:
                 if attempt >= self._max_get_retries:
                     path = httpx.URL(url).path
@@ -219,7 +232,7 @@ class DefenderClient:
 
     def _json(self, response: httpx.Response) -> Any:
         try:
-            return response.json()
+            return _decode(response)
         except ValueError:
             path = response.request.url.path
             raise DefenderError(f"Defender's answer to {path} is not JSON") from None
@@ -243,7 +256,7 @@ class DefenderClient:
                 raise OutcomeUnknown(operation, str(error)) from error
             raise error
         try:
-            return response.json()
+            return _decode(response)
         except ValueError:
             raise OutcomeUnknown(operation, "the answer is not JSON") from None
 
@@ -258,6 +271,7 @@ class DefenderClient:
     def _pages(self, path: str, params: dict[str, str] | None = None) -> Iterator[Any]:
         """Every item of a collection, following ``@odata.nextLink`` (on our host only)."""
         page = self._get(path, params)
+        seen: set[str] = set()
         while True:
             values = page.get("value") if isinstance(page, dict) else None
             if not isinstance(values, list):
@@ -266,7 +280,18 @@ class DefenderClient:
             link = page.get("@odata.nextLink")
             if not link:
                 return
-            page = self._get(self._on_our_host(str(link)))
+            # A next link back to a page already read (or an endless chain) would keep a
+            # poll, or an analyst's lookup, asking for ever.
+            if not isinstance(link, str) or link in seen or len(seen) >= MAX_PAGES:
+                raise DefenderError(f"Defender's answer to {path} has a broken next page link")
+            seen.add(link)
+            try:
+                next_url = self._on_our_host(link)
+            except httpx.InvalidURL:
+                raise DefenderError(
+                    f"Defender's answer to {path} has an invalid next link"
+                ) from None
+            page = self._get(next_url)
 
     # --- machines ---------------------------------------------------------------------
 
@@ -337,7 +362,15 @@ class DefenderClient:
         prefix = len(str(self._http.base_url).rstrip("/")) + len(f"{_ACTIONS}?%24filter=")
         found: dict[str, MachineAction] = {}
         for where in odata.chunk_any_of("id", wanted, odata.MAX_URL_LENGTH - prefix):
-            for action in self.list_actions(where):
+            for item in self._pages(_ACTIONS, {"$filter": where}):
+                # One action Defender describes badly must not stop the poll of all the
+                # others: it is left out (its run waits and is looked at again next poll).
+                try:
+                    action = MachineAction.model_validate(item)
+                except ValidationError:
+                    shown = item.get("id") if isinstance(item, dict) else None
+                    logger.warning("poll: Defender's answer for action %r is unreadable", shown)
+                    continue
                 if action.id in wanted:
                     found[action.id] = action
         return found

@@ -16,6 +16,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.ids import Action, read_value
 from bot.lifecycle import Outcome
+from bot.listeners._read import object_id
 from bot.services import Services
 
 __all__ = ["register"]
@@ -24,11 +25,13 @@ log = logging.getLogger(__name__)
 
 
 def _clicked(body: dict[str, Any]) -> tuple[str, str, str]:
-    user = str((body.get("user") or {}).get("id", ""))
-    channel = str((body.get("channel") or {}).get("id", ""))
-    actions = body.get("actions") or [{}]
-    value = actions[0].get("value") if isinstance(actions[0], dict) else None
-    return user, channel, str(value or "")[:100]
+    user, channel = object_id(body, "user"), object_id(body, "channel")
+    actions = body.get("actions")
+    first = actions[0] if isinstance(actions, list) and actions else None
+    value = first.get("value") if isinstance(first, dict) else None
+    # A request id is ours, short and plain (with the Approve button's digest); anything
+    # else finds no request.
+    return user, channel, value[:100] if isinstance(value, str) else ""
 
 
 def register(app: App, services: Services) -> None:

@@ -6,8 +6,10 @@ import html
 import logging
 from typing import Any
 
+from pydantic import ValidationError
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot import views
 from bot.modal import ModalMetadata, ModalValues
@@ -18,6 +20,7 @@ __all__ = ["register"]
 
 log = logging.getLogger(__name__)
 
+NO_CHANNEL = "Run this command in a channel: the request is posted there for approval."
 HELP_WORDS = frozenset({"help", "-h", "--help", "?", "usage"})
 
 
@@ -34,18 +37,41 @@ def register(app: App, services: Services) -> None:
             ack(response_type="ephemeral", text=views.help_text(command_name))
             return
         channel = str(command.get("channel_id", ""))
+        try:
+            meta = ModalMetadata(channel_id=channel, rows=1)
+        except ValidationError:
+            # Slack always names the channel; a request without a usable one could never be
+            # posted for approval, so say so now rather than fail the listener.
+            ack(response_type="ephemeral", text=NO_CHANNEL)
+            return
         where = services.lifecycle.policy.may_use_channel(channel)
         if not where:
             ack(response_type="ephemeral", text=views.sentence(where.reason))
             return
         ack()
         device, rest = split_device_and_commands(text)
-        meta = ModalMetadata(channel_id=channel, rows=1)
         values = ModalValues(device=device[:300], commands_text=rest[:3000])
         # The trigger_id lives 3 seconds: open the modal before anything that may be slow.
-        opened = client.views_open(
-            trigger_id=command.get("trigger_id"), view=views.request_modal(meta, values)
-        )
+        try:
+            opened = client.views_open(
+                trigger_id=command.get("trigger_id"), view=views.request_modal(meta, values)
+            )
+        except SlackApiError as exc:
+            # An expired or reused trigger (a slow round trip, a replayed request) is no bug
+            # of ours: tell the person, instead of failing the listener in silence.
+            error = exc.response.get("error")
+            log.warning("could not open the request form: %s", error)
+            if not command.get("response_url"):
+                return  # nowhere to answer (Slack always sends one; a forgery may not)
+            try:
+                respond(
+                    response_type="ephemeral",
+                    text=f"Slack did not open the request form ({error}): run {command_name}"
+                    " again.",
+                )
+            except (ValueError, OSError) as sent:  # a response_url that is no URL, or down
+                log.warning("could not say so either: %s", sent)
+            return
         user = str(command.get("user_id", ""))
         allowed = services.lifecycle.may_request(user)
         if not allowed.ok:

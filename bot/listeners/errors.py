@@ -8,6 +8,8 @@ from typing import Any
 
 from slack_bolt import App
 
+from bot.listeners._read import object_id
+
 __all__ = ["register"]
 
 log = logging.getLogger(__name__)
@@ -17,6 +19,7 @@ def register(app: App) -> None:
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> None:
         incident = uuid.uuid4().hex[:8]
-        kind = body.get("type") or body.get("command") or "request"
-        user = (body.get("user") or {}).get("id") or body.get("user_id")
+        # The body may be what made the listener fail: read it without trusting its shape.
+        kind = str(body.get("type") or body.get("command") or "request")[:100]
+        user = (object_id(body, "user") or str(body.get("user_id") or ""))[:100]
         log.error("listener failed (error id %s, %s from %s)", incident, kind, user, exc_info=error)

@@ -7,9 +7,11 @@ from typing import Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot import views
 from bot.ids import Action, Block, Callback
+from bot.listeners._read import object_id
 from bot.modal import MAX_ROWS, read_metadata, read_values
 from bot.services import Services
 
@@ -21,7 +23,12 @@ STALE_FORM = "This form is out of date: close it and run the slash command again
 
 
 def _block_ids(view: dict[str, Any]) -> set[str]:
-    return {str(b.get("block_id")) for b in view.get("blocks") or [] if isinstance(b, dict)}
+    blocks = view.get("blocks")
+    return (
+        {str(b.get("block_id")) for b in blocks if isinstance(b, dict)}
+        if isinstance(blocks, list)
+        else set()
+    )
 
 
 def field_errors(view: dict[str, Any], errors: dict[str, str]) -> dict[str, str]:
@@ -37,7 +44,7 @@ def field_errors(view: dict[str, Any], errors: dict[str, str]) -> dict[str, str]
 def register(app: App, services: Services) -> None:
     @app.view(str(Callback.REQUEST_MODAL))
     def submit(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        user = str((body.get("user") or {}).get("id", ""))
+        user = object_id(body, "user")
         meta = read_metadata(view.get("private_metadata"))
         if meta is None:
             ack(response_action="errors", errors={str(Block.JUSTIFICATION): STALE_FORM})
@@ -73,11 +80,16 @@ def register(app: App, services: Services) -> None:
         values = read_values((view.get("state") or {}).get("values"), meta.rows)
         rows = min(MAX_ROWS, max(1, meta.rows + delta))
         values.rows = values.rows[:rows]
-        client.views_update(
-            view_id=view.get("id"),
-            hash=view.get("hash"),
-            view=views.request_modal(meta.model_copy(update={"rows": rows}), values),
-        )
+        try:
+            client.views_update(
+                view_id=view.get("id"),
+                hash=view.get("hash"),
+                view=views.request_modal(meta.model_copy(update={"rows": rows}), values),
+            )
+        except SlackApiError as exc:
+            # hash_conflict (two quick clicks) or a view that is gone: the form as Slack
+            # shows it is still usable, so this is worth a line in the log, not a failure.
+            log.info("request form not resized: %s", exc.response.get("error"))
 
     @app.action(str(Action.ADD_ROW))
     def add_row(ack: Ack, body: dict[str, Any], client: WebClient) -> None:

@@ -67,8 +67,17 @@ class Message:
 # --- text ---------------------------------------------------------------------------------
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def escape(text: str) -> str:
-    """Escape ``&``, ``<`` and ``>`` so mrkdwn shows them instead of reading markup."""
+    """Escape ``&``, ``<`` and ``>`` so mrkdwn shows them instead of reading markup.
+
+    Control characters other than tab and line breaks become U+FFFD: Slack shows none of
+    them, and in the JSON sent each costs six characters (``\\u0000``), so a script's NUL- or
+    escape-laden output could push a message past Slack's size limit.
+    """
+    text = _CONTROL.sub("\ufffd", text)
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 

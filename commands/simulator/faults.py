@@ -31,6 +31,9 @@ class Fault:
     created) and the connection is closed without an answer. ``retry_after`` (real seconds)
     sets a ``Retry-After`` header; a 429 gets one of 1 second when it is not set.
 
+    With ``body`` the answer is ``status`` with exactly these bytes (as ``content_type``):
+    Defender answering nonsense, for fuzzing what reads its answers.
+
     With ``hold`` (True, or an ``Event`` that releases it) the request is applied as usual
     and its true answer waits until the hold is released, or is never sent if the client
     hangs up first (say, a process killed mid-call). ``status`` does not apply then.
@@ -45,6 +48,8 @@ class Fault:
     code: str | None = None
     message: str | None = None
     hold: threading.Event | bool = False
+    body: bytes | None = None
+    content_type: str = "application/json"
 
     @property
     def error_code(self) -> str:

@@ -77,6 +77,8 @@ def _record(request: Request, at: float) -> RecordedRequest:
 
 def _fault_response(fault: Fault, path: str) -> Response:
     headers = {"Retry-After": h} if (h := fault.retry_after_header) else {}
+    if fault.body is not None:
+        return Response(fault.status, fault.body, fault.content_type, headers)
     if path.startswith("/api"):
         return json_response(
             fault.status, api_error_body(fault.error_code, fault.error_message), headers
