@@ -2,7 +2,8 @@
 
 ``BotHarness`` starts everything on loopback: the fake Slack Web API, the simulator on a
 ``ManualClock`` (tests move Defender's time with ``advance``), and the bot itself (store in
-a temporary SQLite file, tracker and outbox threads, waitress serving ``/slack/events``).
+a temporary SQLite file unless ``LRBOT_DATABASE_URL`` says otherwise, tracker and outbox
+threads, waitress serving ``/slack/events``).
 Tests then act as people do, with signed requests, and wait for what Slack would show.
 """
 
@@ -76,17 +77,17 @@ class BotHarness:
     # -- process ------------------------------------------------------------------------
 
     def start(self) -> None:
-        settings = load_bot_settings(
-            _env_file=None,
-            SLACK_BOT_TOKEN=BOT_TOKEN,
-            SLACK_SIGNING_SECRET=self.secret,
-            SLACK_API_URL=self.slack.base_url,
-            LRBOT_APPROVERS=f"{APPROVER},{LEADS}",
-            LRBOT_POLL_SECONDS=0.05,
-            LRBOT_DATABASE_URL=f"sqlite:///{self.workdir / 'lrbot.sqlite3'}",
-            LRBOT_DATA_DIR=str(self.workdir / "data"),
-            **self.env,
-        )
+        defaults: dict[str, Any] = {
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": self.secret,
+            "SLACK_API_URL": self.slack.base_url,
+            "LRBOT_APPROVERS": f"{APPROVER},{LEADS}",
+            "LRBOT_POLL_SECONDS": 0.05,
+            "LRBOT_DATABASE_URL": f"sqlite:///{self.workdir / 'lrbot.sqlite3'}",
+            "LRBOT_DATA_DIR": str(self.workdir / "data"),
+        }
+        # ``env`` overrides any default (say, LRBOT_DATABASE_URL for PostgreSQL).
+        settings = load_bot_settings(_env_file=None, **{**defaults, **self.env})
         self.client = self.defender.client(self.defender.settings(**self.defender_settings))
         self.runtime = build_runtime(settings, self.client, **self.limits)
         self.server = HttpServer(self.runtime.app, port=0)
@@ -231,6 +232,8 @@ def running_bot(
     Defender's clock starts at a fixed date unless ``defender_start`` is given (say, now:
     what the bot compares with its own clock then matches, as with a real tenant).
     ``defender_settings`` overrides the client's settings (say, a short ``timeout_seconds``).
+    ``env`` overrides the bot's settings, the database included (``LRBOT_DATABASE_URL``:
+    a SQLite file in ``tmp_path`` by default).
     """
     with (
         FakeSlack(token=BOT_TOKEN) as slack,
