@@ -152,10 +152,19 @@ class Transition:
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; everything we store is UTC.
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
+    # SQLite hands back naive datetimes; everything we store is UTC. PostgreSQL hands back
+    # aware ones in the session's time zone, which the views would print as they are.
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _no_nul(**values: Any) -> dict[str, Any]:
+    # PostgreSQL's text refuses NUL (SQLite keeps it): a NUL in a justification or in a
+    # Defender error would fail every write of that request. JSON columns escape it anyway.
+    return {k: v.replace("\x00", "\ufffd") if isinstance(v, str) else v for k, v in values.items()}
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -166,6 +175,14 @@ _READ_ONLY = "lrbot_read_only"
 
 
 def _make_engine(url: str) -> Engine:
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        if parsed.drivername == "postgresql":
+            # Plain postgresql:// would mean psycopg2, which is not installed.
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        # READ COMMITTED is enough: each decision is one conditional UPDATE, which
+        # PostgreSQL re-checks against the committed row after waiting for its lock.
+        return sa.create_engine(parsed, pool_pre_ping=True, isolation_level="READ COMMITTED")
     if not url.startswith("sqlite"):
         return sa.create_engine(url, pool_pre_ping=True)
     database = url.split("///", 1)[-1]
@@ -209,7 +226,7 @@ class Store:
 
     def create(self, record: RequestRecord, transition: Transition, now: datetime) -> None:
         """Store a new request with its commands, events and first outbox items."""
-        row = record.to_row()
+        row = _no_nul(**record.to_row())
         with self.engine.begin() as conn:
             conn.execute(requests.insert().values(**row))
             conn.execute(
@@ -241,7 +258,7 @@ class Store:
         if where is not None:
             condition = condition & where
         with self.engine.begin() as conn:
-            changes = {**transition.changes, "updated_at": now}
+            changes = _no_nul(**transition.changes, updated_at=now)
             result = conn.execute(requests.update().where(condition).values(**changes))
             if result.rowcount != 1:
                 return None
@@ -252,7 +269,7 @@ class Store:
                         (command_states.c.request_id == request_id)
                         & (command_states.c.position == position)
                     )
-                    .values(status=status, errors=errors)
+                    .values(**_no_nul(status=status, errors=errors))
                 )
             self._write_extras(conn, request_id, transition, now)
             return self._load(conn, request_id)
@@ -476,7 +493,7 @@ class Store:
             conn.execute(
                 outbox.update()
                 .where(outbox.c.id == item_id)
-                .values(done_at=now, error=error, attempts=outbox.c.attempts + 1)
+                .values(**_no_nul(done_at=now, error=error, attempts=outbox.c.attempts + 1))
             )
 
     def outbox_retry(self, item_id: int, not_before: datetime, error: str) -> None:
@@ -484,7 +501,9 @@ class Store:
             conn.execute(
                 outbox.update()
                 .where(outbox.c.id == item_id)
-                .values(not_before=not_before, error=error, attempts=outbox.c.attempts + 1)
+                .values(
+                    **_no_nul(not_before=not_before, error=error, attempts=outbox.c.attempts + 1)
+                )
             )
 
     def next_outbox_time(self) -> datetime | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from bot.records import RequestRecord, RequestState
 from bot.store import Store, Transition
@@ -31,8 +30,8 @@ def request(store: Store, request_id: str) -> None:
     store.create(record, Transition().send("post_request").send("reply", text="1"), NOW)
 
 
-def test_a_waiting_item_holds_up_its_own_thread_only(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'lrbot.sqlite3'}")
+def test_a_waiting_item_holds_up_its_own_thread_only(database_url: str) -> None:
+    store = Store(database_url)
     request(store, "lr-aaaaaaaa")
     request(store, "lr-bbbbbbbb")
     first_a = store.due_outbox(NOW)[0]

@@ -216,8 +216,11 @@ def test_an_unreadable_user_group_grants_nothing(tmp_path: Path) -> None:
 # --- one decision, however many clicks -------------------------------------------------------
 
 
-def test_two_approvers_at_the_same_moment_make_one_decision(tmp_path: Path) -> None:
-    with running_bot(tmp_path) as bot:
+def test_two_approvers_at_the_same_moment_make_one_decision(
+    tmp_path: Path, database_url: str
+) -> None:
+    """On SQLite and on PostgreSQL: the bot's own threads race, not just the store's."""
+    with running_bot(tmp_path, env={"LRBOT_DATABASE_URL": database_url}) as bot:
         message, _ = ask(bot)
         clicks = [
             build_click(bot, Action.APPROVE, message, APPROVER),

@@ -9,8 +9,11 @@ from bot.records import RequestState
 from tests.helpers.bot import APPROVER, REQUESTER, running_bot
 
 
-def test_requested_approved_run_reports_every_command_and_its_results(tmp_path: Path) -> None:
-    with running_bot(tmp_path) as bot:
+def test_requested_approved_run_reports_every_command_and_its_results(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The whole bot, on SQLite and on PostgreSQL."""
+    with running_bot(tmp_path, env={"LRBOT_DATABASE_URL": database_url}) as bot:
         message = bot.request(
             "ws-001.contoso.com",
             "putfile tool.exe; runscript ok.ps1 -Days 3; getfile C:\\Temp\\a.txt",

@@ -2,7 +2,8 @@
 
 ``BotHarness`` starts everything on loopback: the fake Slack Web API, the simulator on a
 ``ManualClock`` (tests move Defender's time with ``advance``), and the bot itself (store in
-a temporary SQLite file, tracker and outbox threads, waitress serving ``/slack/events``).
+a temporary SQLite file unless ``LRBOT_DATABASE_URL`` says otherwise, tracker and outbox
+threads, waitress serving ``/slack/events``).
 Tests then act as people do, with signed requests, and wait for what Slack would show.
 """
 
@@ -71,7 +72,9 @@ class BotHarness:
         self.limits = limits
         self.defender_settings = defender_settings or {}
         self.secret = f"{leaks.SIGNING}-{secrets.token_hex(16)}"
-        self.database_url = f"sqlite:///{workdir / 'lrbot.sqlite3'}"
+        self.database_url = str(
+            env.get("LRBOT_DATABASE_URL") or f"sqlite:///{workdir / 'lrbot.sqlite3'}"
+        )
         self.runtime: Runtime | None = None
         self.server: HttpServer | None = None
         self.client: DefenderClient | None = None
@@ -80,18 +83,18 @@ class BotHarness:
     # -- process ------------------------------------------------------------------------
 
     def start(self) -> None:
-        settings = load_bot_settings(
-            _env_file=None,
-            SLACK_BOT_TOKEN=BOT_TOKEN,
-            SLACK_APP_TOKEN=APP_TOKEN,
-            SLACK_SIGNING_SECRET=self.secret,
-            SLACK_API_URL=self.slack.base_url,
-            LRBOT_APPROVERS=f"{APPROVER},{LEADS}",
-            LRBOT_POLL_SECONDS=0.05,
-            LRBOT_DATABASE_URL=self.database_url,
-            LRBOT_DATA_DIR=str(self.workdir / "data"),
-            **self.env,
-        )
+        defaults: dict[str, Any] = {
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_APP_TOKEN": APP_TOKEN,
+            "SLACK_SIGNING_SECRET": self.secret,
+            "SLACK_API_URL": self.slack.base_url,
+            "LRBOT_APPROVERS": f"{APPROVER},{LEADS}",
+            "LRBOT_POLL_SECONDS": 0.05,
+            "LRBOT_DATABASE_URL": self.database_url,
+            "LRBOT_DATA_DIR": str(self.workdir / "data"),
+        }
+        # ``env`` overrides any default (say, LRBOT_DATABASE_URL for PostgreSQL).
+        settings = load_bot_settings(_env_file=None, **{**defaults, **self.env})
         self.client = self.defender.client(self.defender.settings(**self.defender_settings))
         self.runtime = build_runtime(settings, self.client, **self.limits)
         self.server = HttpServer(self.runtime.app, port=0)
@@ -236,6 +239,8 @@ def running_bot(
     Defender's clock starts at a fixed date unless ``defender_start`` is given (say, now:
     what the bot compares with its own clock then matches, as with a real tenant).
     ``defender_settings`` overrides the client's settings (say, a short ``timeout_seconds``).
+    ``env`` overrides the bot's settings, the database included (``LRBOT_DATABASE_URL``:
+    a SQLite file in ``tmp_path`` by default).
     """
     with (
         FakeSlack(token=BOT_TOKEN) as slack,
