@@ -81,7 +81,7 @@ def test_a_run_to_completion_is_in_the_audit_trail(tmp_path: Path) -> None:
         assert facts["sha256"] == hashlib.sha256(upload.data).hexdigest()
         assert facts["size"] == len(upload.data) and facts["file_name"] == "a.txt"
         script, script_facts = results[2]
-        assert script_facts["file_name"] == "ok.ps1" and script.action_id == action
+        assert script_facts["file_name"] == "output of ok.ps1" and script.action_id == action
         assert any(f"SHA-256 {script_facts['sha256']}" in r for r in bot.thread(message))
 
         # Nothing secret or a link in the trail; the whole chain checks out.

@@ -87,7 +87,7 @@ def test_a_secret_in_any_table_row_and_any_file_is_found(
     Store(url).close()  # the bot's tables
     engine = sa.create_engine(url)
     audit = sa.Table(  # one the bot does not have (yet): reflection finds it all the same
-        "audit_log",
+        "plugin_notes",
         sa.MetaData(),
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("detail", sa.JSON),
@@ -104,7 +104,7 @@ def test_a_secret_in_any_table_row_and_any_file_is_found(
 
     [row] = leak_guard.scan_databases()
     assert row.secret == "a Defender access token (from the simulator)"
-    assert row.where == "database table audit_log row 0 column detail"
+    assert row.where == "database table plugin_notes row 0 column detail"
     [file] = leak_guard.scan_files()
     assert file.secret == "a private key (PEM)"
     assert file.where == f"file {results / 'lrbot-result-x'}"
