@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.policy import Policy
+from bot.policy import Kind, Policy
 from bot.policy_cli import Membership, explain
 from bot.policy_file import parse_policy
 from bot.sandbox.slack_api import FakeSlack
@@ -223,3 +223,15 @@ def test_explain_matches_the_bots_own_decisions() -> None:
             allowed = explain(policy, user, commands, membership, channel="C0SOC").allowed
             refused = policy.command_refusals(user, commands, membership.members_of)
             assert allowed == (not refused), (user, text)
+
+
+def test_the_readmes_example_policy_is_a_valid_policy() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    policy = parse_policy(example, "README.md")
+    assert policy.channels == ("C0123SOC",)
+    assert policy.rules[Kind.RUNSCRIPT].approvals == 2
+    refusals = policy.command_refusals(
+        "U0ANY", parse_sequence("runscript Wipe-All.ps1"), lambda _: frozenset({"U0ANY"})
+    )
+    assert "Wipe-All.ps1 is blocked" in refusals[1]
