@@ -88,6 +88,7 @@ class Deliverer:
 
     def start(self) -> None:
         self.results_dir.mkdir(parents=True, exist_ok=True)
+        self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="outbox", daemon=True)
         self._thread.start()
 
@@ -96,6 +97,7 @@ class Deliverer:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+            self._thread = None
 
     def wake(self) -> None:
         self._wake.set()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,17 +15,23 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from bot.app import create_app
 from bot.directory import Directory
 from bot.intake import Intake
+from bot.leases import WORKER, Grant, Leadership, Lease, Replica
 from bot.lifecycle import Lifecycle
 from bot.outbox import Deliverer
 from bot.policy_file import policy_from_settings
 from bot.services import Services
 from bot.settings import BotSettings
+from bot.shared_budget import StoreLedger
 from bot.store import Store
 from bot.tracker import Tracker
 
 __all__ = ["Runtime", "build_runtime", "utcnow"]
 
 log = logging.getLogger(__name__)
+
+# How soon the replica holding the worker lease notices runs approved and messages queued
+# by the others (a lone replica is woken at once; the look is one indexed query).
+_PICKUP_SECONDS = 0.5
 
 
 def utcnow() -> datetime:
@@ -43,16 +49,34 @@ class Runtime:
     lifecycle: Lifecycle
     tracker: Tracker
     deliverer: Deliverer
+    lease: Lease
+    leadership: Leadership = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.leadership = Leadership(self.lease, self._lead, self._follow)
 
     def start(self) -> None:
-        self.deliverer.start()
-        self.tracker.start()
+        """Answer Slack at once; follow runs and deliver the outbox while holding the lease."""
+        self.leadership.start()
 
     def stop(self) -> None:
-        self.tracker.stop()
-        self.deliverer.stop()
+        self.leadership.stop()
         self.intake.close()
         self.store.close()
+
+    def _lead(self, grant: Grant) -> None:
+        recover_at = None
+        if grant.previous is not None and not grant.previous_dead:
+            # The previous holder may still be alive, in the middle of a submission that
+            # began before its lease ran out: reconcile only once that POST must have ended.
+            bound = getattr(self.tracker.defender, "submit_bound_seconds", 155.0)
+            recover_at = grant.previous_until + bound
+        self.deliverer.start()
+        self.tracker.start(recover_at=recover_at)
+
+    def _follow(self) -> None:
+        self.tracker.stop()
+        self.deliverer.stop()
 
 
 def build_runtime(
@@ -96,6 +120,8 @@ def build_runtime(
         max_result_bytes=settings.max_result_bytes,
         inline_output_chars=settings.inline_output_chars,
         large_result_note=settings.large_result_note,
+        # Other replicas store work too, without waking this one: look for it this often.
+        idle_seconds=_PICKUP_SECONDS,
     )
     # A cancel is an analyst's click: it takes the interactive share of the call budget.
     defender_for_people = defender.interactive() if hasattr(defender, "interactive") else defender
@@ -121,7 +147,14 @@ def build_runtime(
         time_scale=time_scale,
     )
     lifecycle.wake_tracker = tracker.wake
+    budget = getattr(defender, "budget", None)
+    if budget is not None and store.engine.dialect.name == "postgresql":
+        # Replicas share PostgreSQL, and Defender counts calls per application.
+        budget.share(StoreLedger(store))
+    tracker.pickup_seconds = _PICKUP_SECONDS
+    lease = Lease(store, WORKER, Replica.this_process(), settings.lease_seconds)
+    tracker.fence = lease.valid
     intake = Intake(defender)
     services = Services(settings, intake, lifecycle, deliverer.wake)
     app = create_app(services, interactive, socket_mode=socket_mode)
-    return Runtime(settings, store, app, intake, lifecycle, tracker, deliverer)
+    return Runtime(settings, store, app, intake, lifecycle, tracker, deliverer, lease)

@@ -61,6 +61,11 @@ class BotSettings(BaseSettings):
     # lower them to leave room for other tools on the tenant.
     runs_per_minute: int = Field(10, ge=1, validation_alias=AliasChoices("LRBOT_RUNS_PER_MINUTE"))
     max_active_runs: int = Field(25, ge=1, validation_alias=AliasChoices("LRBOT_MAX_ACTIVE_RUNS"))
+    # Several replicas: how long the one doing the fleet's background work (the tracker and
+    # the outbox) holds it without renewing; a dead holder's work moves on after this.
+    lease_seconds: float = Field(
+        10, ge=1, le=300, validation_alias=AliasChoices("LRBOT_LEASE_SECONDS")
+    )
     usergroup_cache_seconds: float = Field(
         300, ge=0, validation_alias=AliasChoices("LRBOT_USERGROUP_CACHE_SECONDS")
     )

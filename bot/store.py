@@ -130,6 +130,28 @@ audit_head = sa.Table(
     sa.Column("hash", sa.String(64), nullable=False),
 )
 
+# Work one replica does for the fleet (the tracker and the outbox), held for a while and
+# renewed; see bot/leases.py. Times are epoch seconds from each replica's wall clock.
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    # Processes with the same host key share one process table (same kernel and PID
+    # namespace), so one can tell for certain whether the other is still running.
+    sa.Column("host_key", sa.String(200), nullable=False),
+    sa.Column("acquired_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+
+# Calls to Defender's non-run endpoints in the last hour, for the fleet's API budget.
+api_calls = sa.Table(
+    "api_calls",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Float, nullable=False, index=True),
+)
+
 _ACTIVE_STATES = (RequestState.PENDING, RequestState.IN_PROGRESS)
 
 
@@ -221,6 +243,11 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @property
+    def reader(self) -> Engine:
+        """For transactions that only read: on SQLite they take no write lock."""
+        return self._reader
 
     # -- requests -------------------------------------------------------------------------
 

@@ -116,11 +116,27 @@ class Tracker:
         # Approved runs whose wait for the run rate is already in the audit trail.
         self._rate_queued: set[str] = set()
         self._unknown_statuses: set[tuple[str, str]] = set()  # (request id, status) warned of
+        # Several replicas: only the one holding the worker lease runs this loop, and it
+        # submits only while ``fence()`` says the lease is still its own.
+        self.fence: Callable[[], bool] = lambda: True
+        # How often the resting loop looks for runs approved on another replica (None: it
+        # is woken instead, as a lone process is).
+        self.pickup_seconds: float | None = None
+        self._seen_approved: set[str] = set()
+        # Wall-clock time after which runs left in 'submitting' by a previous holder are
+        # treated as of unknown outcome (None: done).
+        self._recover_at: float | None = None
 
     # -- running ------------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._recover()
+    def start(self, recover_at: float | None = None) -> None:
+        """Start the loop. Runs left in 'submitting' are reconciled at once, or only from the
+        wall-clock time ``recover_at``: a previous holder that may still be alive could be
+        in the middle of that very POST until then."""
+        self._stop.clear()
+        self._recover_at = recover_at
+        if recover_at is None:
+            self._recover()
         self._thread = threading.Thread(target=self._loop, name="tracker", daemon=True)
         self._thread.start()
 
@@ -129,6 +145,7 @@ class Tracker:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+            self._thread = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -147,15 +164,27 @@ class Tracker:
         until = time.monotonic() + seconds
         while (left := until - time.monotonic()) > 0:
             opens = self._rate_opens_in()
-            if self._wake.wait(left if opens is None else min(left, opens)):
+            step = left if opens is None else min(left, opens)
+            if self.pickup_seconds is not None:
+                step = min(step, self.pickup_seconds)
+            if self._wake.wait(step):
                 break
-            if opens is not None and opens < left:
+            if self._approved_elsewhere() or (opens is not None and opens < left):
                 try:
                     self._submit_due()
                 except Exception:
                     log.exception("submitting between polls failed; trying again next tick")
                 self.wake_outbox()
         self._wake.clear()
+
+    def _approved_elsewhere(self) -> bool:
+        """Runs approved (on any replica) since this loop last looked: nobody woke us."""
+        if self.pickup_seconds is None:
+            return False
+        approved = set(self.store.request_ids([RequestState.APPROVED]))
+        new = bool(approved - self._seen_approved)
+        self._seen_approved = approved
+        return new
 
     def _rate_opens_in(self) -> float | None:
         """Real seconds until the run-rate window has room, if runs wait for it alone."""
@@ -176,6 +205,7 @@ class Tracker:
 
     def _recover(self) -> None:
         """A submission in flight when the process stopped has an unknown outcome."""
+        self._recover_at = None
         for record in self.store.in_states([RequestState.SUBMITTING]):
             self._change(
                 record,
@@ -187,6 +217,8 @@ class Tracker:
     def tick(self) -> None:
         """One pass over everything due; public so tests and the demo can drive it."""
         self.lifecycle.expire_due()
+        if self._recover_at is not None and time.time() >= self._recover_at:
+            self._recover()
         for record in self.store.in_states([RequestState.UNKNOWN]):
             self._reconcile(record)
         self._submit_due()
@@ -291,6 +323,11 @@ class Tracker:
             self.directory.display_name(record.requester),
             ", ".join(self.directory.display_name(u) for u in record.approvers),
         )
+        if not self.fence():
+            log.warning(
+                "request %s not submitted: this replica no longer holds the lease", record.id
+            )
+            return False
         claimed = self._change(
             record,
             {"state": RequestState.SUBMITTING, "submitted_at": now},

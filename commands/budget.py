@@ -20,12 +20,15 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from commands.errors import BudgetExhausted
 
 __all__ = [
     "BudgetSnapshot",
     "CallBudget",
+    "CallLedger",
+    "MemoryLedger",
     "Priority",
     "WindowUsage",
     "paced_interval",
@@ -104,40 +107,89 @@ class BudgetSnapshot:
         )
 
 
+class CallLedger(Protocol):
+    """Where call times are kept: in this process, or in a database the fleet shares."""
+
+    def now(self) -> float:
+        """The ledger's clock, in seconds."""
+        ...
+
+    def take(self, now: float, windows: Sequence[tuple[float, int]]) -> float:
+        """Atomically: when each ``(seconds, allowed)`` window holds fewer than ``allowed``
+        calls, record one at ``now`` and return 0; else record nothing and return the
+        seconds until one more call fits."""
+        ...
+
+    def recent(self, now: float, seconds: float) -> list[float]:
+        """The times of the calls in the last ``seconds``, oldest first."""
+        ...
+
+
+class MemoryLedger:
+    """Call times in this process: exact for one process (memory bounded by the limits)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._times: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        return self._clock()
+
+    def take(self, now: float, windows: Sequence[tuple[float, int]]) -> float:
+        with self._lock:
+            self._prune(now, max(seconds for seconds, _ in windows))
+            wait = max(
+                wait_for_room(self._within(now, seconds), allowed, now, seconds)
+                for seconds, allowed in windows
+            )
+            if wait <= 0.0:
+                self._times.append(now)
+            return wait
+
+    def recent(self, now: float, seconds: float) -> list[float]:
+        with self._lock:
+            return self._within(now, seconds)
+
+    def _within(self, now: float, seconds: float) -> list[float]:
+        return [t for t in self._times if t + seconds > now]
+
+    def _prune(self, now: float, seconds: float) -> None:
+        while self._times and self._times[0] + seconds <= now:
+            self._times.popleft()
+
+
+@dataclass(frozen=True)
 class _Window:
-    """The times of the calls made in the last ``seconds`` (at most ``limit`` of them)."""
+    """One of Defender's windows: its length, its limit and the interactive reserve."""
 
-    def __init__(self, limit: int, reserve: int, seconds: float) -> None:
-        if limit < 1 or not 0 <= reserve < limit:
-            raise ValueError(f"a {seconds:g} s window needs 1 <= limit and 0 <= reserve < limit")
-        self.limit = limit
-        self.reserve = reserve
-        self.seconds = seconds
-        self.times: deque[float] = deque()
+    limit: int
+    reserve: int
+    seconds: float
 
-    def prune(self, now: float) -> None:
-        while self.times and self.times[0] + self.seconds <= now:
-            self.times.popleft()
+    def check(self) -> None:
+        if self.limit < 1 or not 0 <= self.reserve < self.limit:
+            raise ValueError(
+                f"a {self.seconds:g} s window needs 1 <= limit and 0 <= reserve < limit"
+            )
 
     def allowed(self, priority: Priority) -> int:
         return self.limit - (self.reserve if priority is Priority.BACKGROUND else 0)
 
-    def wait(self, priority: Priority, now: float) -> float:
-        return wait_for_room(self.times, self.allowed(priority), now, self.seconds)
-
-    def pace(self, now: float, calls_per_poll: int) -> float:
-        leaving = [t + self.seconds - now for t in self.times]
+    def pace(self, times: Sequence[float], now: float, calls_per_poll: int) -> float:
+        leaving = [t + self.seconds - now for t in times]
         leaving.append(self.seconds)
         return paced_interval(leaving, self.allowed(Priority.BACKGROUND), calls_per_poll)
 
-    def usage(self) -> WindowUsage:
-        return WindowUsage(self.seconds, self.limit, self.reserve, len(self.times))
+    def usage(self, times: Sequence[float]) -> WindowUsage:
+        return WindowUsage(self.seconds, self.limit, self.reserve, len(times))
 
 
 class CallBudget:
     """Sliding-window accounting of calls to Defender's non-run endpoints; thread-safe.
 
-    Memory is bounded: a window never holds more call times than its limit.
+    The call times live in a ``CallLedger``: this process's memory by default, or, once
+    ``share`` is called, a ledger every replica of the bot writes to.
     """
 
     def __init__(
@@ -151,15 +203,14 @@ class CallBudget:
     ) -> None:
         self._minute = _Window(per_minute, interactive_reserve_minute, MINUTE)
         self._hour = _Window(per_hour, interactive_reserve_hour, HOUR)
-        self._clock = clock
-        self._lock = threading.Lock()
+        self._minute.check()
+        self._hour.check()
+        self._ledger: CallLedger = MemoryLedger(clock)
 
-    def _now(self) -> float:
-        """The clock, with both windows pruned to it; call with the lock held."""
-        now = self._clock()
-        self._minute.prune(now)
-        self._hour.prune(now)
-        return now
+    def share(self, ledger: CallLedger) -> None:
+        """Keep the call times in ``ledger`` from now on (calls made so far stay uncounted
+        there: call this before the first call)."""
+        self._ledger = ledger
 
     def acquire(
         self,
@@ -171,18 +222,15 @@ class CallBudget:
         """Take one call from both windows, waiting (through ``sleep``) at most ``max_wait``
         seconds in all for room; else raise ``BudgetExhausted`` without waiting in vain."""
         waited = 0.0
+        windows = [(w.seconds, w.allowed(priority)) for w in (self._minute, self._hour)]
         while True:
-            with self._lock:
-                now = self._now()
-                wait = max(self._minute.wait(priority, now), self._hour.wait(priority, now))
-                if wait <= 0.0:
-                    self._minute.times.append(now)
-                    self._hour.times.append(now)
-                    return
-                usage = self._usage()
+            ledger = self._ledger
+            wait = ledger.take(ledger.now(), windows)
+            if wait <= 0.0:
+                return
             if waited + wait > max_wait:
-                raise BudgetExhausted(wait, f"{priority.value} calls: {usage}")
-            logger.debug("waiting %.2f s for Defender's API budget (%s)", wait, usage)
+                raise BudgetExhausted(wait, f"{priority.value} calls: {self.snapshot()}")
+            logger.debug("waiting %.2f s for Defender's API budget (%s)", wait, self.snapshot())
             sleep(wait)
             waited += wait  # counted as asked, so a clock that sleep does not move still ends
 
@@ -191,18 +239,20 @@ class CallBudget:
         ``calls_per_poll`` calls stay within what the windows leave background work."""
         if calls_per_poll <= 0:
             return base_seconds
-        with self._lock:
-            now = self._now()
-            paced = max(
-                self._minute.pace(now, calls_per_poll), self._hour.pace(now, calls_per_poll)
-            )
+        now, minute, hour = self._times()
+        paced = max(
+            self._minute.pace(minute, now, calls_per_poll),
+            self._hour.pace(hour, now, calls_per_poll),
+        )
         return max(base_seconds, paced)
 
     def snapshot(self) -> BudgetSnapshot:
         """Calls used and remaining in each window, now."""
-        with self._lock:
-            self._now()
-            return self._usage()
+        _, minute, hour = self._times()
+        return BudgetSnapshot(self._minute.usage(minute), self._hour.usage(hour))
 
-    def _usage(self) -> BudgetSnapshot:
-        return BudgetSnapshot(self._minute.usage(), self._hour.usage())
+    def _times(self) -> tuple[float, list[float], list[float]]:
+        ledger = self._ledger
+        now = ledger.now()
+        hour = ledger.recent(now, HOUR)
+        return now, [t for t in hour if t + MINUTE > now], hour

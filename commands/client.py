@@ -133,6 +133,9 @@ class DefenderClient:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._budget = budget
         self._priority = priority
+        # The longest one run submission can take: httpx applies the timeout to each of
+        # pool, connect, write and read, and a token may have to be fetched first.
+        self.submit_bound_seconds = 5 * settings.timeout_seconds + 5
         self._max_budget_wait = max_budget_wait_seconds
         self._interactive_budget_wait = interactive_budget_wait_seconds
         self._owns_http = True
