@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from bot import views
 from bot.directory import Directory
-from bot.ids import Block
+from bot.ids import DIGEST_IN_BUTTON, Block
 from bot.intake import Accepted, machine_card
 from bot.policy import Policy
 from bot.records import RequestRecord, RequestState
@@ -249,7 +249,15 @@ class Lifecycle:
         if not decision:
             log.info("refused decision on %s by %s: %s", found.id, user, decision.reason)
             return Outcome(False, views.sentence(decision.reason))
-        if approve and digest and found.digest and digest != found.digest[: len(digest)]:
+        # The button carries the digest's first DIGEST_IN_BUTTON characters, always: a click
+        # without them, or with fewer, did not come from this request's message.
+        if (
+            approve
+            and found.digest
+            and (
+                not digest or len(digest) < DIGEST_IN_BUTTON or not found.digest.startswith(digest)
+            )
+        ):
             log.warning("approval of %s by %s was for another payload", found.id, user)
             return Outcome(
                 False,
