@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -112,6 +113,9 @@ class Lifecycle:
         self.defender = defender
         self.clock = clock
         self.wake_tracker = wake_tracker
+        # Requests whose cancel is being asked of Defender right now, in this process.
+        self._cancelling: set[str] = set()
+        self._cancelling_lock = threading.Lock()
 
     def may_request(self, user: str, channel: str | None = None) -> Outcome:
         """May this person open the request form (here)?"""
@@ -382,8 +386,28 @@ class Lifecycle:
         self.wake_tracker()  # the tracker cancels it as soon as it knows the action id
         return Outcome(True)
 
+    def cancel_in_flight(self, request_id: str) -> bool:
+        """Whether Defender is being asked to cancel this request's action right now.
+
+        Defender applies a cancel before it answers: meanwhile a poll may already see the
+        action final. The tracker leaves that final word for a later poll, so the thread
+        says who cancelled before it says how the run ended.
+        """
+        with self._cancelling_lock:
+            return request_id in self._cancelling
+
     def cancel_at_defender(self, record: RequestRecord, user: str) -> Outcome:
         """Ask Defender to cancel; its final status arrives through the tracker's poll."""
+        with self._cancelling_lock:
+            self._cancelling.add(record.id)
+        try:
+            return self._cancel_at_defender(record, user)
+        finally:
+            with self._cancelling_lock:
+                self._cancelling.discard(record.id)
+            self.wake_tracker()  # the final status it held back, if any
+
+    def _cancel_at_defender(self, record: RequestRecord, user: str) -> Outcome:
         assert record.action_id is not None
         comment = f"lrbot {record.id} | cancelled by {self.directory.display_name(user)}"
         try:
@@ -409,7 +433,6 @@ class Lifecycle:
             lambda r: views.reply_cancelled(r.with_changes(action_status=action.status), user),
             expect=list(RequestState),
         )
-        self.wake_tracker()
         return Outcome(True)
 
     def expire_due(self) -> list[RequestRecord]:
