@@ -325,14 +325,14 @@ class World:
     def approve(self, devices: Iterable[int], commands: CommandSequence) -> list[str]:
         """Create a request per device, then approve them all, as fast as the store allows."""
         lifecycle = self.runtime.lifecycle
-        ids = [
-            lifecycle.create(REQUESTER, CHANNEL, accepted(self.sim, i, commands)).id
-            for i in devices
+        records = [
+            lifecycle.create(REQUESTER, CHANNEL, accepted(self.sim, i, commands)) for i in devices
         ]
-        for request_id in ids:
-            outcome = lifecycle.decide(request_id, APPROVER, approve=True)
+        for record in records:
+            # As the Approve button would: with the digest of the payload it showed.
+            outcome = lifecycle.decide(record.id, APPROVER, approve=True, digest=record.digest)
             assert outcome.ok, outcome.message
-        return ids
+        return [r.id for r in records]
 
     def count(self, *states: RequestState) -> int:
         return len(self.runtime.store.in_states(list(states)))
@@ -718,7 +718,7 @@ class Seeder:
     def approve(self, devices: Iterable[int]) -> None:
         for i in devices:
             record = self.lifecycle.create(REQUESTER, CHANNEL, accepted(self.sim, i, self.commands))
-            outcome = self.lifecycle.decide(record.id, APPROVER, approve=True)
+            outcome = self.lifecycle.decide(record.id, APPROVER, approve=True, digest=record.digest)
             assert outcome.ok, outcome.message
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 
 from bot import views
 from bot.directory import Directory
-from bot.ids import Block
+from bot.ids import DIGEST_IN_BUTTON, Block
 from bot.intake import Accepted, machine_card
 from bot.policy import Policy
 from bot.records import RequestRecord, RequestState
@@ -112,6 +113,9 @@ class Lifecycle:
         self.defender = defender
         self.clock = clock
         self.wake_tracker = wake_tracker
+        # Requests whose cancel is being asked of Defender right now, in this process.
+        self._cancelling: set[str] = set()
+        self._cancelling_lock = threading.Lock()
 
     def may_request(self, user: str, channel: str | None = None) -> Outcome:
         """May this person open the request form (here)?"""
@@ -249,7 +253,15 @@ class Lifecycle:
         if not decision:
             log.info("refused decision on %s by %s: %s", found.id, user, decision.reason)
             return Outcome(False, views.sentence(decision.reason))
-        if approve and digest and found.digest and digest != found.digest[: len(digest)]:
+        # The button carries the digest's first DIGEST_IN_BUTTON characters, always: a click
+        # without them, or with fewer, did not come from this request's message.
+        if (
+            approve
+            and found.digest
+            and (
+                not digest or len(digest) < DIGEST_IN_BUTTON or not found.digest.startswith(digest)
+            )
+        ):
             log.warning("approval of %s by %s was for another payload", found.id, user)
             return Outcome(
                 False,
@@ -374,8 +386,28 @@ class Lifecycle:
         self.wake_tracker()  # the tracker cancels it as soon as it knows the action id
         return Outcome(True)
 
+    def cancel_in_flight(self, request_id: str) -> bool:
+        """Whether Defender is being asked to cancel this request's action right now.
+
+        Defender applies a cancel before it answers: meanwhile a poll may already see the
+        action final. The tracker leaves that final word for a later poll, so the thread
+        says who cancelled before it says how the run ended.
+        """
+        with self._cancelling_lock:
+            return request_id in self._cancelling
+
     def cancel_at_defender(self, record: RequestRecord, user: str) -> Outcome:
         """Ask Defender to cancel; its final status arrives through the tracker's poll."""
+        with self._cancelling_lock:
+            self._cancelling.add(record.id)
+        try:
+            return self._cancel_at_defender(record, user)
+        finally:
+            with self._cancelling_lock:
+                self._cancelling.discard(record.id)
+            self.wake_tracker()  # the final status it held back, if any
+
+    def _cancel_at_defender(self, record: RequestRecord, user: str) -> Outcome:
         assert record.action_id is not None
         comment = f"lrbot {record.id} | cancelled by {self.directory.display_name(user)}"
         try:
@@ -401,7 +433,6 @@ class Lifecycle:
             lambda r: views.reply_cancelled(r.with_changes(action_status=action.status), user),
             expect=list(RequestState),
         )
-        self.wake_tracker()
         return Outcome(True)
 
     def expire_due(self) -> list[RequestRecord]:

@@ -98,7 +98,9 @@ def _rule(kind: Kind, table: Mapping[str, Any], errors: _Errors, minutes: float)
     _known_keys(table, _KIND_KEYS[kind], prefix, errors)
     described = 'a Slack user (U…/W…) or user group (S…) id, or "*"'
     requesters = _string_list(table, "requesters", errors, _PRINCIPAL, described, prefix, True)
-    approvers = _string_list(table, "approvers", errors, _PRINCIPAL, described, prefix)
+    # "*" is read here so that it meets its own refusal below, not the id check's (whose
+    # wording offers "*" as an option).
+    approvers = _string_list(table, "approvers", errors, _PRINCIPAL, described, prefix, True)
     if not requesters:
         raise errors.fail(prefix + "requesters", "is missing or empty: nobody could request it")
     if not approvers:

@@ -537,6 +537,10 @@ class Tracker:
             self._progress(record, action)
 
     def _progress(self, record: RequestRecord, action: MachineAction) -> None:
+        if action.is_final and self.lifecycle.cancel_in_flight(record.id):
+            # Defender's answer to our cancel is not in the thread yet: the final word follows
+            # it (the canceller wakes us once it is written).
+            return
         now = self.clock()
         changes: dict[str, Any] = {}
         transition = Transition()
