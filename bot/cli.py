@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from bot.audit_cli import add_audit_parser
+from bot.db_cli import add_db_parser
 from commands.errors import ConfigurationError
 
 __all__ = ["main"]
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.set_defaults(handler=_simulator)
     add_audit_parser(sub)
+    add_db_parser(sub)
     return parser
 
 
