@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,11 @@ BASELINE = "0001"  # the schema of ``create_all`` before migrations
 LOCK_KEY = int.from_bytes(b"lrbot-db", "big")
 
 UPGRADE = "run `lrbot db upgrade`"
+
+log = logging.getLogger(__name__)
+# alembic narrates every step at INFO, the scratch run of ``baseline_columns`` included,
+# which reads as if a refused database had been migrated: lrbot says what it did itself.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 class SchemaError(Exception):
@@ -221,4 +227,12 @@ def upgrade(
             )
         command.stamp(config, BASELINE)
     command.upgrade(config, "head")
-    return before, read_status(conn, location)
+    after = read_status(conn, location)
+    was = f"revision {before.revision}" if before.revision else f"{before.state}, no revision"
+    log.info(
+        "%s: schema upgraded from %s to revision %s",
+        conn.engine.url.render_as_string(hide_password=True),
+        was,
+        after.revision,
+    )
+    return before, after

@@ -250,7 +250,7 @@ class Store:
         # Transactions that only read: ``engine.begin()`` for anything that writes.
         self._reader = self.engine.execution_options(**{_READ_ONLY: True})
         try:
-            self._open_schema(url)
+            self._open_schema()
             self._init_audit_head()
         except BaseException:
             self.engine.dispose()
@@ -591,7 +591,7 @@ class Store:
                 ],
             )
 
-    def _open_schema(self, url: str) -> None:
+    def _open_schema(self) -> None:
         """A fresh database gets the schema (the first start of a new install); any other
         must already be at this lrbot's revision: ``SchemaError`` says what to do."""
         with self._reader.connect() as conn:
@@ -600,7 +600,6 @@ class Store:
             return
         if found.state is not SchemaState.EMPTY:
             raise SchemaError(found.refusal())
-        log.info("creating the schema in %s (revision %s)", shown_url(url), found.head)
         with self.engine.begin() as conn:
             schema.upgrade(conn, fresh_only=True)  # re-checked under the migration lock
 
