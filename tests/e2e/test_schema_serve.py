@@ -15,17 +15,15 @@ from tests.helpers import leaks
 from tests.helpers.process import START_SECONDS, BotProcess, World, bot_world
 
 
-def refused(world: World, name: str) -> BotProcess:
-    """``lrbot serve`` started on the world's database, once it has exited."""
+def refusal(world: World, name: str) -> tuple[int, str]:
+    """``lrbot serve`` on the world's database: its exit status and its output's last line,
+    checking that it never reached Slack."""
     process = BotProcess(world.environment(), world.workdir, world.workdir / f"{name}.log")
     world.processes.append(process)  # killed and its log printed on the way out
     leaks.watch_output(f"lrbot serve ({name})", process.log, process.log_path)
-    process.popen.wait(START_SECONDS)
-    return process
-
-
-def last_line(process: BotProcess) -> str:
-    return process.log().strip().splitlines()[-1]
+    status = process.popen.wait(START_SECONDS)
+    assert world.slack.call_count("auth.test") == 0  # it stopped before Slack
+    return status, process.log().strip().splitlines()[-1]
 
 
 def test_serve_refuses_tables_made_before_migrations_until_db_upgrade(
@@ -38,14 +36,11 @@ def test_serve_refuses_tables_made_before_migrations_until_db_upgrade(
         metadata.create_all(engine)  # what lrbot did before migrations
         engine.dispose()
 
-        old = refused(world, "legacy")
-
-        assert old.popen.returncode == 2
-        assert last_line(old) == (
+        assert refusal(world, "legacy") == (
+            2,
             "lrbot: the database's tables were made before schema migrations (no revision"
-            f" recorded; this lrbot needs {schema.head()}): run `lrbot db upgrade`"
+            f" recorded; this lrbot needs {schema.head()}): run `lrbot db upgrade`",
         )
-        assert world.slack.call_count("auth.test") == 0  # it stopped before Slack
 
         upgrade = subprocess.run(
             [sys.executable, "-m", "bot", "db", "upgrade"],
@@ -68,11 +63,9 @@ def test_serve_refuses_a_schema_a_newer_lrbot_made(tmp_path: Path) -> None:
             conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
         engine.dispose()
 
-        new = refused(world, "ahead")
-
-        assert new.popen.returncode == 2
-        assert last_line(new) == (
+        assert refusal(world, "ahead") == (
+            2,
             "lrbot: the database schema is at revision 9999, which this lrbot does not know"
             f" (it needs {schema.head()}): a newer lrbot upgraded it; run that version, or"
-            " restore the backup taken before the upgrade"
+            " restore the backup taken before the upgrade",
         )
