@@ -15,35 +15,23 @@ from pathlib import Path
 from typing import TextIO
 
 import sqlalchemy as sa
-from pydantic import AliasChoices, Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.audit import Verification, export_rows, verify
-from bot.settings import BotSettings
+from bot.db_cli import database_url
+from bot.schema import SchemaError
 from bot.store import Store
 from commands.errors import ConfigurationError
 
 __all__ = ["BadDate", "add_audit_parser", "parse_when", "verify_store"]
 
 
-class _DatabaseSettings(BaseSettings):
-    """``LRBOT_DATABASE_URL`` alone, with the bot's default: nothing else is needed here."""
-
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
-
-    database_url: str = Field(
-        BotSettings.model_fields["database_url"].default,
-        validation_alias=AliasChoices("LRBOT_DATABASE_URL"),
-    )
-
-
 def _store() -> Store:
-    try:
-        url = _DatabaseSettings().database_url
-    except ValidationError as exc:
-        raise ConfigurationError(f"LRBOT_DATABASE_URL: {exc.errors()[0]['msg']}") from None
+    url = database_url()
     _require_trail(url)
-    return Store(url)
+    try:
+        return Store(url)
+    except SchemaError as exc:  # the trail is there, in tables this lrbot does not read
+        raise ConfigurationError(f"LRBOT_DATABASE_URL: {exc}") from None
 
 
 def _require_trail(url: str) -> None:

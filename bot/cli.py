@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from bot.audit_cli import add_audit_parser
+from bot.db_cli import add_db_parser
 from bot.policy_cli import add_policy_parser
 from commands.errors import ConfigurationError
 
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.set_defaults(handler=_simulator)
     add_audit_parser(sub)
     add_policy_parser(sub)
+    add_db_parser(sub)
     return parser
 
 

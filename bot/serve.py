@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +15,7 @@ from bot.defender import real_defender, simulated_defender
 from bot.http import HttpServer
 from bot.policy_file import policy_from_settings
 from bot.runtime import build_runtime
+from bot.schema import SchemaError
 from bot.settings import BotSettings, load_bot_settings
 from commands.config import load_defender_settings
 from commands.errors import ConfigurationError
@@ -54,7 +56,12 @@ def serve(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     with _defender(args.simulate_defender, args.time_scale) as defender:
-        runtime = build_runtime(settings, defender, socket_mode=socket_mode)
+        try:
+            # Creates the schema in an empty database; refuses one at another revision.
+            runtime = build_runtime(settings, defender, socket_mode=socket_mode)
+        except SchemaError as exc:
+            print(f"lrbot: {exc}", file=sys.stderr)
+            return 2
         runtime.start()
         try:
             if socket_mode:

@@ -20,13 +20,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from bot import schema
 from bot.audit import GENESIS, AuditEntry, AuditHead, canonical, entry_hash, scrub
 from bot.records import CommandState, OutboxItem, RequestRecord, RequestState
+from bot.schema import SchemaError, SchemaState, SchemaStatus
 
-__all__ = ["Store", "Transition"]
+__all__ = ["Store", "Transition", "schema_status", "shown_url", "upgrade_schema"]
 
 log = logging.getLogger(__name__)
 
+# What the code expects; the database gets it through migrations (bot/migrations), whose
+# result a test compares with this.
 metadata = sa.MetaData()
 
 requests = sa.Table(
@@ -231,15 +235,48 @@ def _make_engine(url: str) -> Engine:
     return engine
 
 
+def shown_url(url: str) -> str:
+    """The database URL as it may be printed or logged: any password hidden."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "(not a database URL)"
+
+
+def schema_status(url: str) -> SchemaStatus:
+    """Where the schema of the database at ``url`` stands; reads only."""
+    engine = _make_engine(url)
+    try:
+        with engine.execution_options(**{_READ_ONLY: True}).connect() as conn:
+            return schema.read_status(conn)
+    finally:
+        engine.dispose()
+
+
+def upgrade_schema(url: str) -> tuple[SchemaStatus, SchemaStatus]:
+    """``lrbot db upgrade``: the schema before and after, in one transaction."""
+    engine = _make_engine(url)
+    try:
+        with engine.begin() as conn:
+            return schema.upgrade(conn)
+    finally:
+        engine.dispose()
+
+
 class Store:
-    """The bot's database."""
+    """The bot's database: opening it migrates a fresh one and refuses a stale one
+    (``SchemaError``)."""
 
     def __init__(self, url: str) -> None:
         self.engine = _make_engine(url)
         # Transactions that only read: ``engine.begin()`` for anything that writes.
         self._reader = self.engine.execution_options(**{_READ_ONLY: True})
-        metadata.create_all(self.engine)
-        self._init_audit_head()
+        try:
+            self._open_schema()
+            self._init_audit_head()
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     def close(self) -> None:
         self.engine.dispose()
@@ -580,6 +617,18 @@ class Store:
                     for kind, payload in transition.outbox
                 ],
             )
+
+    def _open_schema(self) -> None:
+        """A fresh database gets the schema (the first start of a new install); any other
+        must already be at this lrbot's revision: ``SchemaError`` says what to do."""
+        with self._reader.connect() as conn:
+            found = schema.read_status(conn)
+        if found.state is SchemaState.CURRENT:
+            return
+        if found.state is not SchemaState.EMPTY:
+            raise SchemaError(found.refusal())
+        with self.engine.begin() as conn:
+            schema.upgrade(conn, fresh_only=True)  # re-checked under the migration lock
 
     def _init_audit_head(self) -> None:
         if self.audit_head() is not None:

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from bot import schema
 from bot.store import Store
+from tests.helpers.legacy import create_legacy_tables
 from tests.test_audit import NOW, request, run_to_end
 
 
@@ -113,3 +115,18 @@ def test_no_database_is_an_error_not_an_empty_trail(tmp_path: Path) -> None:
     assert len(lines) == 1 and lines[0].startswith("lrbot: configuration error: ")
     assert "LRBOT_DATABASE_URL: no database at" in lines[0]
     assert not (tmp_path / "audit.sqlite3").exists()  # and none was created
+
+
+def test_a_schema_this_lrbot_does_not_run_on_is_named_with_the_fix(tmp_path: Path) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'audit.sqlite3'}")
+    create_legacy_tables(engine)  # the tables as lrbot made them before migrations
+    engine.dispose()
+
+    result = lrbot(tmp_path, "audit", "verify")
+
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "lrbot: configuration error: LRBOT_DATABASE_URL: the database's tables were made"
+        " before schema migrations (no revision recorded; this lrbot needs"
+        f" {schema.head()}): run `lrbot db upgrade`"
+    ]

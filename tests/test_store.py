@@ -310,7 +310,7 @@ def test_the_message_ts_and_a_reopened_store_see_the_same_data(database_url: str
     first.set_message_ts("lr-aaaaaaaa", "1764302400.000100")
     first.close()
 
-    again = Store(database_url)  # create_all on existing tables is a no-op
+    again = Store(database_url)  # at the head revision already: nothing is migrated
     got = again.get("lr-aaaaaaaa")
     again.close()
 

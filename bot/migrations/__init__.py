@@ -1,0 +1,1 @@
+"""The database's schema migrations (alembic), shipped inside the package; see ``bot.schema``."""
