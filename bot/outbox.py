@@ -21,6 +21,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import views
+from bot.logs import about
+from bot.metrics import Metrics
 from bot.records import OutboxItem, RequestRecord
 from bot.store import Store
 from bot.views.thread import DEFAULT_LARGE_RESULT_NOTE
@@ -67,8 +69,10 @@ class Deliverer:
         inline_output_chars: int,
         large_result_note: str = DEFAULT_LARGE_RESULT_NOTE,
         idle_seconds: float = 5.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics
         self.slack = slack
         self.results = results
         self.clock = clock
@@ -130,7 +134,8 @@ class Deliverer:
                     self.store.outbox_done(item.id, self.clock())
                     continue
                 try:
-                    self._deliver(item)
+                    with about(request=item.request_id):
+                        self._deliver(item)
                 except _Retry as retry:
                     log.info(
                         "outbox item %d (%s of %s) waits %.1f s: %s",
@@ -160,6 +165,10 @@ class Deliverer:
         if item.kind != "post_request" and record.message_ts is None:
             self._give_up(item, "the request message was never posted")
             return
+        with about(user=record.requester, device=record.machine_id, action=record.action_id):
+            self._deliver_to(record, item)
+
+    def _deliver_to(self, record: RequestRecord, item: OutboxItem) -> None:
         try:
             if item.kind == "post_request":
                 self._post_request(record)
@@ -184,7 +193,10 @@ class Deliverer:
             return
         self._replied.discard(item.id)
         self._audited -= {(item.id, "result"), (item.id, "result_error")}
-        self.store.outbox_done(item.id, self.clock())
+        now = self.clock()
+        self.store.outbox_done(item.id, now)
+        if self.metrics is not None and item.kind == "reply" and item.created_at is not None:
+            self.metrics.status_replied((now - item.created_at).total_seconds())
 
     def _post_request(self, record: RequestRecord) -> None:
         if record.message_ts is not None:

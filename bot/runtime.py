@@ -14,8 +14,10 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.app import create_app
 from bot.directory import Directory
+from bot.health import Health
 from bot.intake import Intake
 from bot.lifecycle import Lifecycle
+from bot.metrics import Metrics, ObservedWebClient
 from bot.outbox import Deliverer
 from bot.policy_file import policy_from_settings
 from bot.services import Services
@@ -43,12 +45,15 @@ class Runtime:
     lifecycle: Lifecycle
     tracker: Tracker
     deliverer: Deliverer
+    metrics: Metrics
+    health: Health
 
     def start(self) -> None:
         self.deliverer.start()
         self.tracker.start()
 
     def stop(self) -> None:
+        self.health.stop()  # if ``serve`` started its probes
         self.tracker.stop()
         self.deliverer.stop()
         self.intake.close()
@@ -72,19 +77,39 @@ def build_runtime(
     faster than real time (only ever on a simulator's scaled clock).
     """
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    store = Store(settings.database_url)
+    metrics = Metrics()
+    health = Health(store, fresh_seconds=settings.ready_seconds)
+
+    def slack_call(method: str, error: str | None, status: int | None) -> None:
+        if error is not None:
+            metrics.slack_error(method, error)
+        answered = status is not None and status < 500
+        health.seen("slack", None if answered else f"{method}: {error or status}")
+
+    def slack_client(timeout: float) -> WebClient:
+        return ObservedWebClient(
+            slack_call, token=token, base_url=settings.slack_api_url, timeout=timeout
+        )
+
     # Listeners answer people: a rate-limited call is retried once, briefly.
-    interactive = WebClient(token=token, base_url=settings.slack_api_url, timeout=10)
+    interactive = slack_client(10)
     interactive.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=1))
     # The outbox retries on its own schedule and must see every failure itself.
-    delivery = WebClient(token=token, base_url=settings.slack_api_url, timeout=30)
+    delivery = slack_client(30)
     delivery.retry_handlers.clear()
-
-    store = Store(settings.database_url)
     # Group membership is read while a click waits for its ack (decisions are stored before
     # Slack's 200): a short timeout and no Retry-After sleep, failing closed to the last
     # known members, keep that inside Slack's 3 seconds.
-    lookups = WebClient(token=token, base_url=settings.slack_api_url, timeout=2)
+    lookups = slack_client(2)
     lookups.retry_handlers.clear()
+    if hasattr(defender, "observe"):
+        defender.observe(metrics.defender_call)
+        defender.observe(health.defender_call)
+    health.probes = {
+        "slack": lambda: lookups.auth_test(),
+        "defender": lambda: defender.library_files(),
+    }
     directory = Directory(lookups, settings.usergroup_cache_seconds)
     policy = policy_from_settings(settings)
     deliverer = Deliverer(
@@ -96,6 +121,7 @@ def build_runtime(
         max_result_bytes=settings.max_result_bytes,
         inline_output_chars=settings.inline_output_chars,
         large_result_note=settings.large_result_note,
+        metrics=metrics,
     )
     # A cancel is an analyst's click: it takes the interactive share of the call budget.
     defender_for_people = defender.interactive() if hasattr(defender, "interactive") else defender
@@ -123,5 +149,6 @@ def build_runtime(
     lifecycle.wake_tracker = tracker.wake
     intake = Intake(defender)
     services = Services(settings, intake, lifecycle, deliverer.wake)
-    app = create_app(services, interactive, socket_mode=socket_mode)
-    return Runtime(settings, store, app, intake, lifecycle, tracker, deliverer)
+    app = create_app(services, interactive, socket_mode=socket_mode, metrics=metrics)
+    metrics.bind(store, tracker.budget, tracker.waiting_for_rate)
+    return Runtime(settings, store, app, intake, lifecycle, tracker, deliverer, metrics, health)

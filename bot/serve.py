@@ -55,9 +55,16 @@ def serve(args: argparse.Namespace) -> int:
         signal.signal(signum, lambda *_: stop.set())
     with _defender(args.simulate_defender, args.time_scale) as defender:
         runtime = build_runtime(settings, defender, socket_mode=socket_mode)
+        ops = (runtime.health, runtime.metrics)
         runtime.start()
+        runtime.health.start()  # readiness probes while idle
         try:
             if socket_mode:
+                # No HTTP port of its own: health and metrics on a small one.
+                health = HttpServer(
+                    None, host=settings.health_host, port=settings.health_port, threads=2, ops=ops
+                )
+                health.start()
                 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
                 assert settings.slack_app_token is not None
@@ -68,8 +75,9 @@ def serve(args: argparse.Namespace) -> int:
                 log.info("connected to Slack in Socket Mode")
                 stop.wait()
                 handler.close()  # type: ignore[no-untyped-call]
+                health.stop()
             else:
-                server = HttpServer(runtime.app, host=args.host, port=args.port)
+                server = HttpServer(runtime.app, host=args.host, port=args.port, ops=ops)
                 server.start()
                 stop.wait()
                 server.stop()
