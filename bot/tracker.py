@@ -8,6 +8,7 @@ outbox items carry the thread replies, so nothing is told twice or lost in a cra
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 from bot import views
 from bot.directory import Directory
 from bot.lifecycle import Lifecycle, change_transition, defender_comment
+from bot.logs import about
 from bot.records import CommandState, RequestRecord, RequestState
 from bot.store import Store, Transition
 from commands.budget import CallBudget
@@ -133,6 +135,10 @@ class Tracker:
     def wake(self) -> None:
         self._wake.set()
 
+    def waiting_for_rate(self) -> int:
+        """Approved runs known to wait for room in the run rate (for the metrics)."""
+        return len(self._rate_queued)
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
@@ -177,18 +183,20 @@ class Tracker:
     def _recover(self) -> None:
         """A submission in flight when the process stopped has an unknown outcome."""
         for record in self.store.in_states([RequestState.SUBMITTING]):
-            self._change(
-                record,
-                {"state": RequestState.UNKNOWN},
-                ("submit_unknown", None, {"cause": "process restarted during submission"}),
-                expect=[RequestState.SUBMITTING],
-            )
+            with _about(record):
+                self._change(
+                    record,
+                    {"state": RequestState.UNKNOWN},
+                    ("submit_unknown", None, {"cause": "process restarted during submission"}),
+                    expect=[RequestState.SUBMITTING],
+                )
 
     def tick(self) -> None:
         """One pass over everything due; public so tests and the demo can drive it."""
         self.lifecycle.expire_due()
         for record in self.store.in_states([RequestState.UNKNOWN]):
-            self._reconcile(record)
+            with _about(record):
+                self._reconcile(record)
         self._submit_due()
         self._poll()
         self._deadlines()
@@ -233,7 +241,9 @@ class Tracker:
                 continue
             if record.machine_id in self._blockers:
                 continue  # the thread already says why; the poll tells when the device is free
-            if not self._submit(record):
+            with _about(record):
+                submitted = self._submit(record)
+            if not submitted:
                 return
             # Defender counts a refused run against its rate as well
             room, rate_room, active_room = room - 1, rate_room - 1, active_room - 1
@@ -404,6 +414,16 @@ class Tracker:
         expect: list[RequestState],
         submitted_at: datetime | None = None,
     ) -> None:
+        with about(action=action.id):
+            self._adopted(record, action, expect, submitted_at)
+
+    def _adopted(
+        self,
+        record: RequestRecord,
+        action: MachineAction,
+        expect: list[RequestState],
+        submitted_at: datetime | None,
+    ) -> None:
         log.info("request %s submitted as action %s", record.id, action.id)
         changes: dict[str, Any] = {
             "state": RequestState.PENDING,
@@ -497,7 +517,8 @@ class Tracker:
                     "request %s: action %s missing from the poll", record.id, record.action_id
                 )
                 continue
-            self._progress(record, action)
+            with _about(record):
+                self._progress(record, action)
 
     def _progress(self, record: RequestRecord, action: MachineAction) -> None:
         now = self.clock()
@@ -575,7 +596,8 @@ class Tracker:
         for record in self.store.in_states([RequestState.APPROVED, RequestState.PENDING]):
             deadline = (record.decided_at or record.created_at) + self.start_deadline
             if now >= deadline and not self._happened(record, "start_deadline"):
-                self._missed_start(record, deadline)
+                with _about(record):
+                    self._missed_start(record, deadline)
         for record in self.store.in_states([RequestState.IN_PROGRESS]):
             limit = expected_seconds(record.commands)
             running = (now - (record.started_at or now)).total_seconds()
@@ -652,6 +674,16 @@ class Tracker:
             record, changes, event, reply, now, update_message=update_message
         )
         return self.store.transition(record.id, transition, now, expect=expect)
+
+
+def _about(record: RequestRecord) -> contextlib.AbstractContextManager[None]:
+    """Log lines within name the request, its requester, the device and the action."""
+    return about(
+        request=record.id,
+        user=record.requester,
+        device=record.machine_id,
+        action=record.action_id,
+    )
 
 
 def _reached_device(action: MachineAction) -> bool:

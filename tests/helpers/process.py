@@ -69,11 +69,13 @@ def _free_port() -> int:
 class BotProcess:
     """One ``lrbot serve`` process: started, then ready (``/healthz``), then killed."""
 
-    def __init__(self, env: dict[str, str], cwd: Path, log_path: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], cwd: Path, log_path: Path, options: tuple[str, ...] = ()
+    ) -> None:
         self.log_path = log_path
         self.port = _free_port()
         # At DEBUG: everything it could ever log is in the leak guard's scan.
-        args = [sys.executable, "-m", "bot", "--log-level", "DEBUG", "serve"]
+        args = [sys.executable, "-m", "bot", "--log-level", "DEBUG", *options, "serve"]
         args += ["--port", str(self.port), "--host", "127.0.0.1"]
         self._log: IO[bytes] = log_path.open("wb")
         self.popen = subprocess.Popen(
@@ -164,19 +166,20 @@ class World:
         )
         return env
 
-    def start(self) -> BotProcess:
-        """A new bot process on the same database, once it answers ``/healthz``."""
-        process = self.spawn()
+    def start(self, options: tuple[str, ...] = ()) -> BotProcess:
+        """A new bot process on the same database, once it answers ``/healthz``;
+        ``options`` go before ``serve`` (say, ``--log-format text``)."""
+        process = self.spawn(options)
         process.wait_ready()
         return process
 
-    def spawn(self) -> BotProcess:
+    def spawn(self, options: tuple[str, ...] = ()) -> BotProcess:
         """A new bot process on the same database, once it begins: its first call to Slack
         (Bolt's ``auth.test``) comes just before its tracker and outbox start."""
         assert self.bot is None or not self.bot.alive, "one bot at a time"
         log = self.workdir / f"lrbot-{len(self.processes) + 1}.log"
         began = self.slack.call_count("auth.test")
-        process = BotProcess(self.environment(), self.workdir, log)
+        process = BotProcess(self.environment(), self.workdir, log, options)
         self.processes.append(process)
         leaks.watch_output(
             f"lrbot serve #{len(self.processes)} (pid {process.pid})", process.log, log
