@@ -223,7 +223,15 @@ class DefenderClient:
     def _log(self, response: httpx.Response) -> None:
         request = response.request
         self._told(request.method, request.url.path, response.status_code)
-        level = logging.DEBUG if response.is_success else logging.WARNING
+        status = response.status_code
+        if response.is_success:
+            level = logging.DEBUG
+        elif status in (401, 403) or status >= 500:
+            level = logging.WARNING  # credentials, permissions, or Defender failing
+        else:
+            # A lookup that found nothing, a busy device, a 429 waited out: the caller says
+            # what it means, at the level it means (metrics count every status).
+            level = logging.INFO
         target = None if response.is_success else _error_fields(response)[2]
         logger.log(
             level,
