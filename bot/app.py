@@ -14,7 +14,7 @@ from bot.logs import ContextThreadPool, about
 from bot.metrics import Metrics
 from bot.services import Services
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "listener_pool"]
 
 
 def create_app(
@@ -23,6 +23,7 @@ def create_app(
     *,
     socket_mode: bool = False,
     metrics: Metrics | None = None,
+    listeners: ContextThreadPool | None = None,
 ) -> App:
     """The Slack app; in HTTP mode every request's signature is checked. Each request's
     log lines name its user; with ``metrics``, the time to its ack is measured."""
@@ -38,12 +39,16 @@ def create_app(
         token_verification_enabled=True,
         process_before_response=False,
         # Bolt's default pool has 5 workers; view submissions wait on Defender for up to ~2 s.
-        listener_executor=ContextThreadPool(max_workers=16, thread_name_prefix="listener"),
+        listener_executor=listeners or listener_pool(),
         logger=logging.getLogger("bot.bolt"),
     )
     register(app, services)
     _observe_dispatch(app, metrics)
     return app
+
+
+def listener_pool() -> ContextThreadPool:
+    return ContextThreadPool(max_workers=16, thread_name_prefix="listener")
 
 
 def _observe_dispatch(app: App, metrics: Metrics | None) -> None:

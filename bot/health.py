@@ -100,10 +100,10 @@ class Health:
         self._thread = threading.Thread(target=self._loop, name="health", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(5)
+            self._thread.join(timeout)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -62,6 +62,20 @@ class HttpServer:
                 return [b"not found\n"]
             if environ.get("PATH_INFO") != EVENTS_PATH or environ.get("REQUEST_METHOD") != "POST":
                 return slack(environ, start_response)  # Bolt's own answer (404, 405)
+            with self._busy:
+                if self._draining:  # a kept-alive connection, after SIGTERM: Slack retries
+                    start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+                    return [b"stopping\n"]
+                self._in_hand += 1
+            try:
+                return events(environ, start_response)
+            finally:
+                with self._busy:
+                    self._in_hand -= 1
+                    self._busy.notify_all()
+
+        def events(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            assert slack is not None
             body = _read_body(environ)
             headers = {
                 k[5:].lower().replace("_", "-"): str(v)
@@ -87,6 +101,9 @@ class HttpServer:
         )
         self._thread: threading.Thread | None = None
         self._slack = slack is not None
+        self._busy = threading.Condition()  # guards the two below
+        self._in_hand = 0  # Slack requests being handled (until their answer is made)
+        self._draining = False
 
     @property
     def port(self) -> int:
@@ -107,6 +124,17 @@ class HttpServer:
     def start(self) -> None:
         self._thread = threading.Thread(target=self.serve_forever, name="http", daemon=True)
         self._thread.start()
+
+    def drain(self, timeout: float) -> bool:
+        """Take no new Slack requests (the port closes; a kept-alive connection gets 503)
+        and wait, at most ``timeout`` s, for those in hand to be answered; True if they were.
+        The port closes for everything: an orchestrator's probes see the bot going."""
+        with self._busy:
+            self._draining = True
+        if self._thread is not None and self._thread.is_alive():
+            self._server.trigger.pull_trigger(lambda: wasyncore.dispatcher.close(self._server))
+        with self._busy:
+            return self._busy.wait_for(lambda: self._in_hand == 0, max(timeout, 0.0))
 
     def stop(self) -> None:
         server = self._server

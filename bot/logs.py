@@ -13,6 +13,7 @@ import contextvars
 import json
 import logging
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -62,8 +63,31 @@ class ContextThreadPool(ThreadPoolExecutor):
     """A pool whose tasks run with the submitter's context: Bolt runs listeners on a pool,
     and what the request's thread set with ``about`` holds in them too."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._busy = 0
+        self._idle = threading.Condition()
+
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
+        with self._idle:
+            self._busy += 1
+        try:
+            future = super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
+        except BaseException:
+            self._done()
+            raise
+        future.add_done_callback(lambda _: self._done())
+        return future
+
+    def _done(self) -> None:
+        with self._idle:
+            self._busy -= 1
+            self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` s) until no task is queued or running; True if none is."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._busy == 0, max(timeout, 0.0))
 
 
 def _fields(record: logging.LogRecord) -> dict[str, str]:

@@ -128,6 +128,8 @@ class Deliverer:
                 return delivered
             waiting: set[str] = set()
             for position, item in enumerate(items):
+                if self._stop.is_set():
+                    return delivered  # stopping: the rest stays in the outbox for the next start
                 if item.request_id in waiting:
                     continue
                 if item.kind == "update_request" and _superseded(item, items[position + 1 :]):

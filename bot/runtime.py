@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,11 +13,12 @@ from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
-from bot.app import create_app
+from bot.app import create_app, listener_pool
 from bot.directory import Directory
 from bot.health import Health
 from bot.intake import Intake
 from bot.lifecycle import Lifecycle
+from bot.logs import ContextThreadPool
 from bot.metrics import Metrics, ObservedWebClient
 from bot.outbox import Deliverer
 from bot.policy_file import policy_from_settings
@@ -47,15 +49,26 @@ class Runtime:
     deliverer: Deliverer
     metrics: Metrics
     health: Health
+    listeners: ContextThreadPool  # Bolt's pool: what a listener does after its ack
 
     def start(self) -> None:
         self.deliverer.start()
         self.tracker.start()
 
-    def stop(self) -> None:
-        self.health.stop()  # if ``serve`` started its probes
-        self.tracker.stop()
-        self.deliverer.stop()
+    def stop(self, timeout: float = 20.0) -> None:
+        """Stop within about ``timeout`` s: the listeners' work in hand, the tracker's
+        current step and the outbox's current item are finished, nothing new is begun.
+        Whatever is left (a run not yet submitted, a reply not yet sent) is in the store."""
+        deadline = time.monotonic() + timeout
+
+        def left() -> float:
+            return max(deadline - time.monotonic(), 0.0)
+
+        self.health.stop(left())  # if ``serve`` started its probes
+        if not self.listeners.wait_idle(left()):
+            log.warning("stopping with Slack listeners still at work")
+        self.tracker.stop(left())
+        self.deliverer.stop(left())
         self.intake.close()
         self.store.close()
 
@@ -149,6 +162,11 @@ def build_runtime(
     lifecycle.wake_tracker = tracker.wake
     intake = Intake(defender)
     services = Services(settings, intake, lifecycle, deliverer.wake)
-    app = create_app(services, interactive, socket_mode=socket_mode, metrics=metrics)
+    listeners = listener_pool()
+    app = create_app(
+        services, interactive, socket_mode=socket_mode, metrics=metrics, listeners=listeners
+    )
     metrics.bind(store, tracker.budget, tracker.waiting_for_rate)
-    return Runtime(settings, store, app, intake, lifecycle, tracker, deliverer, metrics, health)
+    return Runtime(
+        settings, store, app, intake, lifecycle, tracker, deliverer, metrics, health, listeners
+    )

@@ -88,6 +88,12 @@ class BotSettings(BaseSettings):
     )
     # /readyz: Slack and Defender must each have answered within this many seconds (when
     # idle, the bot makes one cheap call to each every half of it).
+    # SIGTERM: how long lrbot serve may take to finish what it has in hand (Slack requests
+    # being answered, the tracker's current step, the outbox's current item). What is left
+    # stays in the store and resumes at the next start.
+    shutdown_seconds: float = Field(
+        20, ge=0, le=600, validation_alias=AliasChoices("LRBOT_SHUTDOWN_SECONDS")
+    )
     ready_seconds: float = Field(
         300, gt=0, le=3600, validation_alias=AliasChoices("LRBOT_READY_SECONDS")
     )

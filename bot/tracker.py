@@ -226,6 +226,8 @@ class Tracker:
         }
         approved = self.store.in_states([RequestState.APPROVED])
         for index, record in enumerate(approved):
+            if self._stop.is_set():
+                return  # stopping: submit nothing new; the next start finds them approved
             if room <= 0:
                 if rate_room <= 0 < active_room:
                     self._await_rate(now)

@@ -18,6 +18,7 @@ it for a failed test).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -97,6 +98,28 @@ class BotProcess:
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
+    def errors(self) -> list[str]:
+        """The lines it logged at ERROR or above (JSON by default, or text)."""
+        found = []
+        for line in self.log().splitlines():
+            try:
+                level = json.loads(line).get("level")
+            except (ValueError, AttributeError):
+                level = "ERROR" if " ERROR " in line or " CRITICAL " in line else None
+            if level in ("ERROR", "CRITICAL"):
+                found.append(line)
+        return found
+
+    def terminate(self, timeout: float) -> int:
+        """SIGTERM, as a deploy or ``docker stop`` sends it; its exit status once it ended
+        by itself within ``timeout`` s (AssertionError otherwise, after a SIGKILL)."""
+        os.kill(self.pid, signal.SIGTERM)
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"lrbot serve still running {timeout:g} s after SIGTERM") from None
+
     def wait_ready(self, timeout: float = START_SECONDS) -> None:
         """Poll ``GET /healthz`` until it answers; fail with the log if the process ends."""
         deadline = time.monotonic() + timeout
@@ -135,6 +158,7 @@ class World:
         self.secret = f"{leaks.SIGNING}-{secrets.token_hex(16)}"
         self.database_url = f"sqlite:///{workdir / 'lrbot.sqlite3'}"
         self.processes: list[BotProcess] = []
+        self.overrides: dict[str, str] = {}  # more settings for the next processes
         self._sender: SlackRequests | None = None
         self._store: Store | None = None
 
@@ -164,6 +188,7 @@ class World:
             SSL_CERT_FILE=self.sim.ca_pem_path,  # the API client (httpx)
             NO_PROXY="127.0.0.1,localhost",
         )
+        env.update(self.overrides)
         return env
 
     def start(self, options: tuple[str, ...] = ()) -> BotProcess:
