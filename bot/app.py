@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 
 from bot.listeners import register
 from bot.logs import ContextThreadPool, about
-from bot.metrics import Metrics
+from bot.metrics import Metrics, ObservedWebClient
 from bot.services import Services
 
 __all__ = ["create_app", "listener_pool"]
@@ -42,6 +43,13 @@ def create_app(
         listener_executor=listeners or listener_pool(),
         logger=logging.getLogger("bot.bolt"),
     )
+    if isinstance(client, ObservedWebClient):
+        # Bolt hands each listener a plain WebClient of its own: observe its calls too.
+        @app.middleware
+        def observed_client(context: BoltContext, next: Callable[[], BoltResponse]) -> Any:
+            context["client"] = client.like(context.client)
+            return next()
+
     register(app, services)
     _observe_dispatch(app, metrics)
     return app

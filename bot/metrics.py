@@ -239,6 +239,21 @@ class ObservedWebClient(WebClient):
         super().__init__(**kw)
         self._observer = observer
 
+    def like(self, plain: WebClient) -> ObservedWebClient:
+        """``plain`` (Bolt's client for one request), observed as this one is."""
+        return ObservedWebClient(
+            self._observer,
+            token=plain.token,
+            base_url=plain.base_url,
+            timeout=plain.timeout,
+            ssl=plain.ssl,
+            proxy=plain.proxy,
+            headers=plain.headers,
+            team_id=plain.default_params.get("team_id"),
+            logger=plain.logger,
+            retry_handlers=plain.retry_handlers,
+        )
+
     def api_call(self, api_method: str, *args: Any, **kwargs: Any) -> Any:
         try:
             response = super().api_call(api_method, *args, **kwargs)

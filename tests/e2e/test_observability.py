@@ -20,9 +20,10 @@ from bot.logs import JsonFormatter
 from bot.records import RequestState
 from bot.settings import load_bot_settings
 from commands.simulator import Fault
-from tests.helpers.bot import APPROVER, REQUESTER, BotHarness, running_bot
+from tests.helpers.bot import APPROVER, CHANNEL, REQUESTER, BotHarness, running_bot
 from tests.helpers.runs import approve
 
+_VIEWS_OPEN = (("error", "expired_trigger_id"), ("method", "views.open"))
 COMMANDS = "putfile tool.exe; runscript ok.ps1 -Days 3; getfile C:\\Temp\\a.txt"
 RUN = "/api/machines/{id}/runliveresponse"
 
@@ -124,7 +125,15 @@ def test_slack_errors_are_counted_by_method_and_error(tmp_path: Path) -> None:
     with running_bot(tmp_path) as bot:
         # A user Slack does not know: users.info answers user_not_found.
         bot.store_runtime.tracker.directory.display_name("U0NOBODY1")
-        samples = scrape(bot)
+        # A listener's own call (Bolt gives each request a client of its own).
+        bot.slack.fail("views.open", "expired_trigger_id")
+        bot.send.slash_command("", user_id=REQUESTER, channel_id=CHANNEL)
+        bot.wait(lambda: bot.slack.call_count("views.open"), "the bot to try the modal")
+        samples = bot.wait(
+            lambda: (s := scrape(bot))[("lrbot_slack_api_errors_total", _VIEWS_OPEN)] and s,
+            "the failed views.open counted",
+        )
+        assert samples[("lrbot_slack_api_errors_total", _VIEWS_OPEN)] == 1
         assert (
             value(
                 samples, "lrbot_slack_api_errors_total", method="users.info", error="user_not_found"
