@@ -49,7 +49,7 @@ class Health:
         self._lock = threading.Lock()
         self._parts = {name: _Part() for name in ("slack", "defender")}
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     # -- what the edges report ----------------------------------------------------------
 
@@ -97,38 +97,48 @@ class Health:
     # -- probing when idle --------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="health", daemon=True)
-        self._thread.start()
+        """Probe each part on a thread of its own: a slow one delays no other."""
+        for name in self.probes:
+            thread = threading.Thread(
+                target=self._loop, args=(name,), name=f"health-{name}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(deadline - time.monotonic(), 0.0))
 
-    def _loop(self) -> None:
+    def _loop(self, name: str) -> None:
         while not self._stop.is_set():
-            self.probe_stale()
+            self.probe_if_stale(name)
             self._stop.wait(max(self.fresh_seconds / 4, 0.05))
 
     def probe_stale(self) -> None:
-        """Call each part not heard from in half the freshness bound (or failing)."""
-        for name, probe in self.probes.items():
-            with self._lock:
-                state = self._parts[name]
-                stale = (
-                    state.failing is not None
-                    or state.last_ok is None
-                    or self.clock() - state.last_ok > self.fresh_seconds / 2
-                )
-            if not stale:
-                continue
-            try:
-                probe()
-            except Exception as exc:  # noqa: BLE001 - recorded as the part's failure
-                log.info("readiness probe of %s failed: %s", name, type(exc).__name__)
-                self.seen(name, f"probe failed ({type(exc).__name__})")
-            else:
-                self.seen(name)
+        """Probe every part that is stale, one after the other."""
+        for name in self.probes:
+            self.probe_if_stale(name)
+
+    def probe_if_stale(self, name: str) -> None:
+        """Call ``name`` if not heard from in half the freshness bound (or failing)."""
+        with self._lock:
+            state = self._parts[name]
+            stale = (
+                state.failing is not None
+                or state.last_ok is None
+                or self.clock() - state.last_ok > self.fresh_seconds / 2
+            )
+        if not stale:
+            return
+        try:
+            self.probes[name]()
+        except Exception as exc:  # noqa: BLE001 - recorded as the part's failure
+            log.info("readiness probe of %s failed: %s", name, type(exc).__name__)
+            self.seen(name, f"probe failed ({type(exc).__name__})")
+        else:
+            self.seen(name)
 
 
 def ops_response(
