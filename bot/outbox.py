@@ -108,9 +108,11 @@ class Deliverer:
         while not self._stop.is_set():
             try:
                 self.deliver_due()
+                idle = self._idle()
             except Exception:
                 log.exception("outbox pass failed; trying again shortly")
-            self._wake.wait(self._idle())
+                idle = self.idle_seconds
+            self._wake.wait(idle)
             self._wake.clear()
 
     def _idle(self) -> float:

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import psycopg
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.http import HttpServer
@@ -202,7 +203,7 @@ def test_readyz_names_defender_when_it_stops_answering(tmp_path: Path) -> None:
 
 
 def test_readyz_names_the_database_when_it_refuses_connections(
-    tmp_path: Path, postgres_url: str
+    tmp_path: Path, postgres_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     name = postgres_url.rsplit("/", 1)[1]
     admin_dsn = postgres_url.replace("postgresql+psycopg://", "postgresql://").rsplit("/", 1)[0]
@@ -221,9 +222,16 @@ def test_readyz_names_the_database_when_it_refuses_connections(
             assert status == 503
             assert body["parts"]["database"].startswith("not answering")
             assert scrape(bot)[("lrbot_store_up", ())] == 0  # the rest still scrapes
+            bot.store_runtime.deliverer.wake()
+            bot.wait(
+                lambda: any("outbox pass failed" in r.getMessage() for r in caplog.records),
+                "the outbox to meet the outage",
+            )
         finally:
             admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
         bot.wait(lambda: readiness(bot)[0] == 200, "the database to answer again")
+        # The outbox outlived the outage: a new request is posted.
+        bot.request("ws-001.contoso.com", "runscript ok.ps1")
 
 
 # --- logs ------------------------------------------------------------------------------------
