@@ -64,6 +64,10 @@ class Runtime:
         def left() -> float:
             return max(deadline - time.monotonic(), 0.0)
 
+        # Tell the tracker and the outbox first (a zero wait): they begin nothing new while
+        # the listeners finish.
+        self.tracker.stop(0)
+        self.deliverer.stop(0)
         self.health.stop(left())  # if ``serve`` started its probes
         if not self.listeners.wait_idle(left()):
             log.warning("stopping with Slack listeners still at work")
