@@ -37,13 +37,27 @@ def test_serve_logs_json_lines_naming_the_run_and_serves_health_and_metrics(
             "slack": "ok",
             "defender": "ok",
         }
-        finished = {
-            tuple(sorted(s.labels.items())): s.value
+        samples = [
+            s
             for family in text_string_to_metric_families(ops(world, "/metrics").text)
             for s in family.samples
+        ]
+        finished = {
+            tuple(sorted(s.labels.items())): s.value
+            for s in samples
             if s.name == "lrbot_runs_finished_total"
         }
         assert finished == {(("status", "Succeeded"),): 1}
+        # The real client paces with Defender's budget: the lookups, polls and probes in it.
+        budget = {
+            (s.name, s.labels["window"]): s.value
+            for s in samples
+            if s.name.startswith("lrbot_defender_budget_")
+        }
+        assert budget[("lrbot_defender_budget_limit", "minute")] == 100
+        assert budget[("lrbot_defender_budget_limit", "hour")] == 1500
+        assert 1 <= budget[("lrbot_defender_budget_used", "minute")] <= 100
+        assert budget[("lrbot_defender_budget_used", "hour")] >= 1
         world.kill()
         lines = [json.loads(line) for line in process.log().splitlines()]
     assert lines and all({"ts", "level", "logger", "message"} <= set(line) for line in lines)
