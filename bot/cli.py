@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Callable, Sequence
 
 from bot.audit_cli import add_audit_parser
 from bot.db_cli import add_db_parser
+from bot.logs import configure as configure_logs
 from bot.policy_cli import add_policy_parser
 from commands.errors import ConfigurationError
 
@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR (demo: WARNING)"
+    )
+    parser.add_argument(
+        "--log-format", choices=("json", "text"), help="one JSON object a line (serve's default)"
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -80,13 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     default_level = "WARNING" if args.command == "demo" else "INFO"
-    logging.basicConfig(
-        level=(args.log_level or default_level).upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    # httpx logs every request at INFO, URLs included; our client logs what matters itself.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    default_format = "json" if args.command == "serve" else "text"
+    configure_logs(args.log_level or default_level, args.log_format or default_format)
     handler: Handler = args.handler
     try:
         return handler(args)

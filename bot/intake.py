@@ -11,13 +11,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot import views
 from bot.ids import Block, row_block
+from bot.logs import ContextThreadPool
 from bot.modal import ModalValues
 from commands.errors import CommandError, DefenderError, MachineLookupError, NotFound
 from commands.models import CommandSequence, GetFile, PutFile, RunScript, check_order
@@ -106,7 +107,8 @@ class Intake:
         self._defender: DefenderLookups = interactive() if callable(interactive) else defender
         self._deadline = deadline_seconds
         self._library = _LibraryCache(library_ttl_seconds, monotonic)
-        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="intake")
+        # Lookups log with the submitter's context (``bot.logs.about``).
+        self._pool = ContextThreadPool(max_workers=8, thread_name_prefix="intake")
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -197,6 +197,7 @@ class Lifecycle:
             user,
             record.machine_id,
             len(record.commands),
+            extra={"request_id": record.id, "device_id": record.machine_id},
         )
         return record
 

@@ -21,6 +21,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import views
+from bot.logs import about
+from bot.metrics import Metrics
 from bot.records import OutboxItem, RequestRecord
 from bot.store import Store
 from bot.views.thread import DEFAULT_LARGE_RESULT_NOTE
@@ -67,8 +69,10 @@ class Deliverer:
         inline_output_chars: int,
         large_result_note: str = DEFAULT_LARGE_RESULT_NOTE,
         idle_seconds: float = 5.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics
         self.slack = slack
         self.results = results
         self.clock = clock
@@ -88,6 +92,8 @@ class Deliverer:
 
     def start(self) -> None:
         self.results_dir.mkdir(parents=True, exist_ok=True)
+        if self._thread is not None:  # stopped a moment ago: let that pass end first
+            self._thread.join()
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="outbox", daemon=True)
         self._thread.start()
@@ -97,7 +103,8 @@ class Deliverer:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
-            self._thread = None
+            if not self._thread.is_alive():  # a zero wait only asks it to stop
+                self._thread = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -106,9 +113,11 @@ class Deliverer:
         while not self._stop.is_set():
             try:
                 self.deliver_due()
+                idle = self._idle()
             except Exception:
                 log.exception("outbox pass failed; trying again shortly")
-            self._wake.wait(self._idle())
+                idle = self.idle_seconds
+            self._wake.wait(idle)
             self._wake.clear()
 
     def _idle(self) -> float:
@@ -126,13 +135,16 @@ class Deliverer:
                 return delivered
             waiting: set[str] = set()
             for position, item in enumerate(items):
+                if self._stop.is_set():
+                    return delivered  # stopping: the rest stays in the outbox for the next start
                 if item.request_id in waiting:
                     continue
                 if item.kind == "update_request" and _superseded(item, items[position + 1 :]):
                     self.store.outbox_done(item.id, self.clock())
                     continue
                 try:
-                    self._deliver(item)
+                    with about(request=item.request_id):
+                        self._deliver(item)
                 except _Retry as retry:
                     log.info(
                         "outbox item %d (%s of %s) waits %.1f s: %s",
@@ -162,6 +174,10 @@ class Deliverer:
         if item.kind != "post_request" and record.message_ts is None:
             self._give_up(item, "the request message was never posted")
             return
+        with about(user=record.requester, device=record.machine_id, action=record.action_id):
+            self._deliver_to(record, item)
+
+    def _deliver_to(self, record: RequestRecord, item: OutboxItem) -> None:
         try:
             if item.kind == "post_request":
                 self._post_request(record)
@@ -186,7 +202,10 @@ class Deliverer:
             return
         self._replied.discard(item.id)
         self._audited -= {(item.id, "result"), (item.id, "result_error")}
-        self.store.outbox_done(item.id, self.clock())
+        now = self.clock()
+        self.store.outbox_done(item.id, now)
+        if self.metrics is not None and item.kind == "reply" and item.created_at is not None:
+            self.metrics.status_replied((now - item.created_at).total_seconds())
 
     def _post_request(self, record: RequestRecord) -> None:
         if record.message_ts is not None:

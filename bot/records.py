@@ -152,3 +152,4 @@ class OutboxItem:
     payload: dict[str, Any]
     attempts: int
     not_before: datetime
+    created_at: datetime | None = None  # when the change it reports was stored

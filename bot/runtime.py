@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -12,11 +13,14 @@ from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
-from bot.app import create_app
+from bot.app import create_app, listener_pool
 from bot.directory import Directory
+from bot.health import Health
 from bot.intake import Intake
 from bot.leases import WORKER, Grant, Leadership, Lease, Replica
 from bot.lifecycle import Lifecycle
+from bot.logs import ContextThreadPool
+from bot.metrics import Metrics, ObservedWebClient
 from bot.outbox import Deliverer
 from bot.policy_file import policy_from_settings
 from bot.services import Services
@@ -49,6 +53,9 @@ class Runtime:
     lifecycle: Lifecycle
     tracker: Tracker
     deliverer: Deliverer
+    metrics: Metrics
+    health: Health
+    listeners: ContextThreadPool  # Bolt's pool: what a listener does after its ack
     lease: Lease
     leadership: Leadership = field(init=False)
 
@@ -59,8 +66,26 @@ class Runtime:
         """Answer Slack at once; follow runs and deliver the outbox while holding the lease."""
         self.leadership.start()
 
-    def stop(self) -> None:
-        self.leadership.stop()
+    def stop(self, timeout: float = 20.0) -> None:
+        """Stop within about ``timeout`` s: the listeners' work in hand, the tracker's
+        current step and the outbox's current item are finished, nothing new is begun.
+        Whatever is left (a run not yet submitted, a reply not yet sent) is in the store."""
+        deadline = time.monotonic() + timeout
+
+        def left() -> float:
+            return max(deadline - time.monotonic(), 0.0)
+
+        # Tell the tracker and the outbox first (a zero wait): they begin nothing new while
+        # the listeners finish.
+        self.tracker.stop(0)
+        self.deliverer.stop(0)
+        self.health.stop(left())  # if ``serve`` started its probes
+        if not self.listeners.wait_idle(left()):
+            log.warning("stopping with Slack listeners still at work")
+        self.tracker.stop(left())
+        self.deliverer.stop(left())
+        # Hands the lease over at once, so a standby need not wait for it to expire.
+        self.leadership.stop(left())
         self.intake.close()
         self.store.close()
 
@@ -75,8 +100,10 @@ class Runtime:
         self.tracker.start(recover_at=recover_at)
 
     def _follow(self) -> None:
-        self.tracker.stop()
-        self.deliverer.stop()
+        # Only asked to stop: each finishes what it is doing (the lease fences submissions),
+        # and neither holds up the leadership loop or a stop's time bound.
+        self.tracker.stop(0)
+        self.deliverer.stop(0)
 
 
 def build_runtime(
@@ -96,19 +123,39 @@ def build_runtime(
     faster than real time (only ever on a simulator's scaled clock).
     """
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    store = Store(settings.database_url)
+    metrics = Metrics()
+    health = Health(store, fresh_seconds=settings.ready_seconds)
+
+    def slack_call(method: str, error: str | None, status: int | None) -> None:
+        if error is not None:
+            metrics.slack_error(method, error)
+        answered = status is not None and status < 500
+        health.seen("slack", None if answered else f"{method}: {error or status}")
+
+    def slack_client(timeout: float) -> WebClient:
+        return ObservedWebClient(
+            slack_call, token=token, base_url=settings.slack_api_url, timeout=timeout
+        )
+
     # Listeners answer people: a rate-limited call is retried once, briefly.
-    interactive = WebClient(token=token, base_url=settings.slack_api_url, timeout=10)
+    interactive = slack_client(10)
     interactive.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=1))
     # The outbox retries on its own schedule and must see every failure itself.
-    delivery = WebClient(token=token, base_url=settings.slack_api_url, timeout=30)
+    delivery = slack_client(30)
     delivery.retry_handlers.clear()
-
-    store = Store(settings.database_url)
     # Group membership is read while a click waits for its ack (decisions are stored before
     # Slack's 200): a short timeout and no Retry-After sleep, failing closed to the last
     # known members, keep that inside Slack's 3 seconds.
-    lookups = WebClient(token=token, base_url=settings.slack_api_url, timeout=2)
+    lookups = slack_client(2)
     lookups.retry_handlers.clear()
+    if hasattr(defender, "observe"):
+        defender.observe(metrics.defender_call)
+        defender.observe(health.defender_call)
+    health.probes = {
+        "slack": lambda: lookups.auth_test(),
+        "defender": lambda: defender.library_files(),
+    }
     directory = Directory(lookups, settings.usergroup_cache_seconds)
     policy = policy_from_settings(settings)
     deliverer = Deliverer(
@@ -122,6 +169,7 @@ def build_runtime(
         large_result_note=settings.large_result_note,
         # Other replicas store work too, without waking this one: look for it this often.
         idle_seconds=_PICKUP_SECONDS,
+        metrics=metrics,
     )
     # A cancel is an analyst's click: it takes the interactive share of the call budget.
     defender_for_people = defender.interactive() if hasattr(defender, "interactive") else defender
@@ -156,5 +204,21 @@ def build_runtime(
     tracker.fence = lease.valid
     intake = Intake(defender)
     services = Services(settings, intake, lifecycle, deliverer.wake)
-    app = create_app(services, interactive, socket_mode=socket_mode)
-    return Runtime(settings, store, app, intake, lifecycle, tracker, deliverer, lease)
+    listeners = listener_pool()
+    app = create_app(
+        services, interactive, socket_mode=socket_mode, metrics=metrics, listeners=listeners
+    )
+    metrics.bind(store, tracker.budget, tracker.waiting_for_rate)
+    return Runtime(
+        settings,
+        store,
+        app,
+        intake,
+        lifecycle,
+        tracker,
+        deliverer,
+        metrics,
+        health,
+        listeners,
+        lease,
+    )

@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -55,6 +56,7 @@ def serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    bound = settings.shutdown_seconds
     with _defender(args.simulate_defender, args.time_scale) as defender:
         try:
             # Creates the schema in an empty database; refuses one at another revision.
@@ -62,9 +64,18 @@ def serve(args: argparse.Namespace) -> int:
         except SchemaError as exc:
             print(f"lrbot: {exc}", file=sys.stderr)
             return 2
+        ops = (runtime.health, runtime.metrics)
+        deadline = time.monotonic() + bound  # set again when the signal comes
         runtime.start()
+        runtime.health.start()  # readiness probes while idle
+        health: HttpServer | None = None
         try:
             if socket_mode:
+                # No HTTP port of its own: health and metrics on a small one.
+                health = HttpServer(
+                    None, host=settings.health_host, port=settings.health_port, threads=2, ops=ops
+                )
+                health.start()
                 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
                 assert settings.slack_app_token is not None
@@ -74,13 +85,29 @@ def serve(args: argparse.Namespace) -> int:
                 handler.connect()  # type: ignore[no-untyped-call]
                 log.info("connected to Slack in Socket Mode")
                 stop.wait()
+                deadline = _stopping(bound)
                 handler.close()  # type: ignore[no-untyped-call]
             else:
-                server = HttpServer(runtime.app, host=args.host, port=args.port)
+                server = HttpServer(runtime.app, host=args.host, port=args.port, ops=ops)
                 server.start()
                 stop.wait()
+                deadline = _stopping(bound)
+                if not server.drain(deadline - time.monotonic()):
+                    log.warning("stopping with Slack requests still unanswered")
                 server.stop()
         finally:
-            log.info("stopping: finishing the current pass of the tracker and the outbox")
-            runtime.stop()
+            runtime.stop(max(deadline - time.monotonic(), 0.0))
+            if health is not None:
+                health.stop()
+            log.info("stopped; unfinished runs resume at the next start")
     return 0
+
+
+def _stopping(bound: float) -> float:
+    """Say so, and give the deadline for finishing what is in hand."""
+    log.info(
+        "stopping: no new Slack requests; finishing what is in hand within %g s "
+        "(the tracker's current step, the outbox's current item)",
+        bound,
+    )
+    return time.monotonic() + bound

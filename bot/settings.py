@@ -84,6 +84,24 @@ class BotSettings(BaseSettings):
     inline_output_chars: int = Field(
         2500, ge=0, le=2800, validation_alias=AliasChoices("LRBOT_INLINE_OUTPUT_CHARS")
     )
+    # Socket Mode has no HTTP port: /healthz, /readyz and /metrics are served here instead
+    # (loopback by default; set LRBOT_HEALTH_HOST=0.0.0.0 for a scraper on another host).
+    # In HTTP mode they are on the Slack port and these two are not used.
+    health_host: str = Field("127.0.0.1", validation_alias=AliasChoices("LRBOT_HEALTH_HOST"))
+    health_port: int = Field(
+        9090, ge=0, le=65535, validation_alias=AliasChoices("LRBOT_HEALTH_PORT")
+    )
+    # /readyz: Slack and Defender must each have answered within this many seconds (when
+    # idle, the bot makes one cheap call to each every half of it).
+    # SIGTERM: how long lrbot serve may take to finish what it has in hand (Slack requests
+    # being answered, the tracker's current step, the outbox's current item). What is left
+    # stays in the store and resumes at the next start.
+    shutdown_seconds: float = Field(
+        20, ge=0, le=600, validation_alias=AliasChoices("LRBOT_SHUTDOWN_SECONDS")
+    )
+    ready_seconds: float = Field(
+        300, gt=0, le=3600, validation_alias=AliasChoices("LRBOT_READY_SECONDS")
+    )
 
     @field_validator("requesters", "approvers", mode="before")
     @classmethod

@@ -25,7 +25,7 @@ from bot.audit import GENESIS, AuditEntry, AuditHead, canonical, entry_hash, scr
 from bot.records import CommandState, OutboxItem, RequestRecord, RequestState
 from bot.schema import SchemaError, SchemaState, SchemaStatus
 
-__all__ = ["Store", "Transition", "schema_status", "shown_url", "upgrade_schema"]
+__all__ = ["Store", "Tallies", "Transition", "schema_status", "shown_url", "upgrade_schema"]
 
 log = logging.getLogger(__name__)
 
@@ -263,6 +263,17 @@ def upgrade_schema(url: str) -> tuple[SchemaStatus, SchemaStatus]:
         engine.dispose()
 
 
+@dataclass(frozen=True)
+class Tallies:
+    """What the metrics read from the store at a scrape."""
+
+    states: dict[str, int]  # requests by state
+    final_statuses: dict[str, int]  # finished runs by Defender's final status
+    events: dict[str, int]  # events by kind (the event log is append-only)
+    approved_notes: list[str | None]  # why each approved run waits, if it says
+    outbox_pending: int
+
+
 class Store:
     """The bot's database: opening it migrates a fresh one and refuses a stale one
     (``SchemaError``)."""
@@ -454,6 +465,39 @@ class Store:
             ).scalar_one()
             return int(count)
 
+    def ping(self) -> None:
+        """Raise unless the database answers a query on the bot's own tables."""
+        with self._reader.connect() as conn:
+            conn.execute(sa.select(requests.c.id).limit(1)).all()
+
+    def tallies(self) -> Tallies:
+        """Counts for the metrics, in one read: a handful of grouped queries."""
+        with self._reader.connect() as conn:
+            states = conn.execute(
+                sa.select(requests.c.state, sa.func.count()).group_by(requests.c.state)
+            ).all()
+            finals = conn.execute(
+                sa.select(requests.c.action_status, sa.func.count())
+                .where(requests.c.state == str(RequestState.FINISHED))
+                .group_by(requests.c.action_status)
+            ).all()
+            kinds = conn.execute(
+                sa.select(events.c.kind, sa.func.count()).group_by(events.c.kind)
+            ).all()
+            notes = conn.execute(
+                sa.select(requests.c.note).where(requests.c.state == str(RequestState.APPROVED))
+            ).scalars()
+            pending = conn.execute(
+                sa.select(sa.func.count()).select_from(outbox).where(outbox.c.done_at.is_(None))
+            ).scalar_one()
+            return Tallies(
+                states={str(k): int(n) for k, n in states},
+                final_statuses={str(k or "unknown"): int(n) for k, n in finals},
+                events={str(k): int(n) for k, n in kinds},
+                approved_notes=list(notes),
+                outbox_pending=int(pending),
+            )
+
     def events_of(self, request_id: str) -> list[dict[str, Any]]:
         with self._reader.connect() as conn:
             rows = conn.execute(
@@ -545,6 +589,7 @@ class Store:
                     payload=row["payload"],
                     attempts=row["attempts"],
                     not_before=_utc(row["not_before"]) or now,
+                    created_at=_utc(row["created_at"]),
                 )
                 if item.request_id in waiting or item.not_before > now:
                     waiting.add(item.request_id)

@@ -8,6 +8,7 @@ outbox items carry the thread replies, so nothing is told twice or lost in a cra
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
@@ -16,9 +17,12 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+import sqlalchemy as sa
+
 from bot import views
 from bot.directory import Directory
 from bot.lifecycle import Lifecycle, change_transition, defender_comment
+from bot.logs import about
 from bot.records import CommandState, RequestRecord, RequestState
 from bot.store import Store, Transition
 from commands.budget import CallBudget
@@ -133,6 +137,8 @@ class Tracker:
         """Start the loop. Runs left in 'submitting' are reconciled at once, or only from the
         wall-clock time ``recover_at``: a previous holder that may still be alive could be
         in the middle of that very POST until then."""
+        if self._thread is not None:  # stopped a moment ago: let that pass end first
+            self._thread.join()
         self._stop.clear()
         self._recover_at = recover_at
         if recover_at is None:
@@ -145,10 +151,15 @@ class Tracker:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
-            self._thread = None
+            if not self._thread.is_alive():  # a zero wait only asks it to stop
+                self._thread = None
 
     def wake(self) -> None:
         self._wake.set()
+
+    def waiting_for_rate(self) -> int:
+        """Approved runs known to wait for room in the run rate (for the metrics)."""
+        return len(self._rate_queued)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -181,7 +192,10 @@ class Tracker:
         """Runs approved (on any replica) since this loop last looked: nobody woke us."""
         if self.pickup_seconds is None:
             return False
-        approved = set(self.store.request_ids([RequestState.APPROVED]))
+        try:
+            approved = set(self.store.request_ids([RequestState.APPROVED]))
+        except sa.exc.SQLAlchemyError:  # the database is away: the next tick says so
+            return False
         new = bool(approved - self._seen_approved)
         self._seen_approved = approved
         return new
@@ -207,12 +221,13 @@ class Tracker:
         """A submission in flight when the process stopped has an unknown outcome."""
         self._recover_at = None
         for record in self.store.in_states([RequestState.SUBMITTING]):
-            self._change(
-                record,
-                {"state": RequestState.UNKNOWN},
-                ("submit_unknown", None, {"cause": "process restarted during submission"}),
-                expect=[RequestState.SUBMITTING],
-            )
+            with _about(record):
+                self._change(
+                    record,
+                    {"state": RequestState.UNKNOWN},
+                    ("submit_unknown", None, {"cause": "process restarted during submission"}),
+                    expect=[RequestState.SUBMITTING],
+                )
 
     def tick(self) -> None:
         """One pass over everything due; public so tests and the demo can drive it."""
@@ -220,7 +235,8 @@ class Tracker:
         if self._recover_at is not None and time.time() >= self._recover_at:
             self._recover()
         for record in self.store.in_states([RequestState.UNKNOWN]):
-            self._reconcile(record)
+            with _about(record):
+                self._reconcile(record)
         self._submit_due()
         self._poll()
         self._deadlines()
@@ -250,6 +266,8 @@ class Tracker:
         }
         approved = self.store.in_states([RequestState.APPROVED])
         for index, record in enumerate(approved):
+            if self._stop.is_set():
+                return  # stopping: submit nothing new; the next start finds them approved
             if room <= 0:
                 if rate_room <= 0 < active_room:
                     self._await_rate(now)
@@ -265,7 +283,9 @@ class Tracker:
                 continue
             if record.machine_id in self._blockers:
                 continue  # the thread already says why; the poll tells when the device is free
-            if not self._submit(record):
+            with _about(record):
+                submitted = self._submit(record)
+            if not submitted:
                 return
             # Defender counts a refused run against its rate as well
             room, rate_room, active_room = room - 1, rate_room - 1, active_room - 1
@@ -441,6 +461,16 @@ class Tracker:
         expect: list[RequestState],
         submitted_at: datetime | None = None,
     ) -> None:
+        with about(action=action.id):
+            self._adopted(record, action, expect, submitted_at)
+
+    def _adopted(
+        self,
+        record: RequestRecord,
+        action: MachineAction,
+        expect: list[RequestState],
+        submitted_at: datetime | None,
+    ) -> None:
         log.info("request %s submitted as action %s", record.id, action.id)
         changes: dict[str, Any] = {
             "state": RequestState.PENDING,
@@ -534,7 +564,8 @@ class Tracker:
                     "request %s: action %s missing from the poll", record.id, record.action_id
                 )
                 continue
-            self._progress(record, action)
+            with _about(record):
+                self._progress(record, action)
 
     def _progress(self, record: RequestRecord, action: MachineAction) -> None:
         if action.is_final and self.lifecycle.cancel_in_flight(record.id):
@@ -616,7 +647,8 @@ class Tracker:
         for record in self.store.in_states([RequestState.APPROVED, RequestState.PENDING]):
             deadline = (record.decided_at or record.created_at) + self.start_deadline
             if now >= deadline and not self._happened(record, "start_deadline"):
-                self._missed_start(record, deadline)
+                with _about(record):
+                    self._missed_start(record, deadline)
         for record in self.store.in_states([RequestState.IN_PROGRESS]):
             limit = expected_seconds(record.commands)
             running = (now - (record.started_at or now)).total_seconds()
@@ -693,6 +725,16 @@ class Tracker:
             record, changes, event, reply, now, update_message=update_message
         )
         return self.store.transition(record.id, transition, now, expect=expect)
+
+
+def _about(record: RequestRecord) -> contextlib.AbstractContextManager[None]:
+    """Log lines within name the request, its requester, the device and the action."""
+    return about(
+        request=record.id,
+        user=record.requester,
+        device=record.machine_id,
+        action=record.action_id,
+    )
 
 
 def _reached_device(action: MachineAction) -> bool:

@@ -46,7 +46,13 @@ from commands.retry import backoff_seconds, is_retryable_status, is_server_error
 from commands.retry import retry_after_seconds as _retry_after
 from commands.wire import ACTIVE_STATUSES, LibraryFile, Machine, MachineAction, RunScriptOutput
 
-__all__ = ["DEFAULT_THROTTLE_SECONDS", "USER_AGENT", "DefenderClient"]
+__all__ = [
+    "DEFAULT_THROTTLE_SECONDS",
+    "USER_AGENT",
+    "CallObserver",
+    "DefenderClient",
+    "endpoint_of",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +64,35 @@ MAX_PAGES = 1000  # 100,000 items at Defender's page size of 100: more than any 
 # Raised before any byte of the request left: safe to report as "not sent".
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 _Model = TypeVar("_Model", bound=BaseModel)
+# Told of every API call's outcome: (method, endpoint, HTTP status, or None without an answer).
+CallObserver = Callable[[str, str, int | None], None]
+
+
+def endpoint_of(path: str) -> str:
+    """A path with its ids replaced, for counting calls by endpoint (few distinct values):
+    ``/api/machineactions/{id}/GetLiveResponseResultDownloadLink``."""
+    parts = [p for p in path.split("/") if p]
+    if parts[:1] == ["api"]:
+        parts = parts[1:]
+    named = ["{id}" if i % 2 else _known(part.split("(", 1)[0]) for i, part in enumerate(parts[:3])]
+    return "/api/" + "/".join(named) + ("/…" if len(parts) > 3 else "")
+
+
+_ENDPOINT_NAMES = frozenset(
+    {
+        "machines",
+        "machineactions",
+        "libraryfiles",
+        "runliveresponse",
+        "cancel",
+        "GetLiveResponseResultDownloadLink",
+    }
+)
+
+
+def _known(name: str) -> str:
+    """A name the bot calls, or ``other`` (a next link's path is Defender's to choose)."""
+    return name if name in _ENDPOINT_NAMES else "other"
 
 
 def _segment(value: str) -> str:
@@ -139,6 +174,7 @@ class DefenderClient:
         self._max_budget_wait = max_budget_wait_seconds
         self._interactive_budget_wait = interactive_budget_wait_seconds
         self._owns_http = True
+        self._observers: list[CallObserver] = []  # shared with ``interactive()`` views
 
     def __enter__(self) -> DefenderClient:
         return self
@@ -168,7 +204,19 @@ class DefenderClient:
         view._owns_http = False
         return view
 
+    def observe(self, observer: CallObserver) -> None:
+        """Tell ``observer`` of every API call's outcome (metrics, health)."""
+        self._observers.append(observer)
+
     # --- plumbing ---------------------------------------------------------------------
+
+    def _told(self, method: str, path: str, status: int | None) -> None:
+        endpoint = endpoint_of(path)
+        for observer in self._observers:
+            try:
+                observer(method, endpoint, status)
+            except Exception:  # an observer's failure must not fail the call
+                logger.exception("a call observer failed")
 
     def _spend(self) -> None:
         """Take one call from the budget (if any) before a request to a non-run endpoint."""
@@ -177,7 +225,16 @@ class DefenderClient:
 
     def _log(self, response: httpx.Response) -> None:
         request = response.request
-        level = logging.DEBUG if response.is_success else logging.WARNING
+        self._told(request.method, request.url.path, response.status_code)
+        status = response.status_code
+        if response.is_success:
+            level = logging.DEBUG
+        elif status in (401, 403) or status >= 500:
+            level = logging.WARNING  # credentials, permissions, or Defender failing
+        else:
+            # A lookup that found nothing, a busy device, a 429 waited out: the caller says
+            # what it means, at the level it means (metrics count every status).
+            level = logging.INFO
         target = None if response.is_success else _error_fields(response)[2]
         logger.log(
             level,
@@ -217,6 +274,7 @@ class DefenderClient:
                 path = url.split("?", 1)[0][:200]
                 raise DefenderError(f"GET {path}: the request URL is invalid ({exc})") from None
             except httpx.TransportError as exc:
+                self._told("GET", httpx.URL(url).path, None)
                 if attempt >= self._max_get_retries:
                     path = httpx.URL(url).path
                     raise TransportError(f"GET {path}: {type(exc).__name__}") from exc
@@ -249,8 +307,10 @@ class DefenderClient:
         try:
             response = self._http.post(path, json=body)
         except _NOT_SENT as exc:
+            self._told("POST", path, None)
             raise TransportError(f"{operation}: not sent ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
+            self._told("POST", path, None)
             raise OutcomeUnknown(operation, type(exc).__name__) from exc
         self._log(response)
         if not response.is_success:

@@ -17,6 +17,7 @@ from slack_sdk.errors import SlackApiError
 from bot.ids import Action, read_value
 from bot.lifecycle import Outcome
 from bot.listeners._read import object_id
+from bot.logs import about
 from bot.services import Services
 
 __all__ = ["register"]
@@ -44,6 +45,19 @@ def register(app: App, services: Services) -> None:
         ack_first: bool = False,
     ) -> None:
         user, channel, request_id = _clicked(body)
+        with about(request=read_value(request_id)[0] if request_id else None):
+            _handle(ack, client, operation, user, channel, request_id, ack_first=ack_first)
+
+    def _handle(
+        ack: Ack,
+        client: WebClient,
+        operation: Callable[[str, str], Outcome],
+        user: str,
+        channel: str,
+        request_id: str,
+        *,
+        ack_first: bool,
+    ) -> None:
         if ack_first:  # the operation waits on Defender, and Slack waits 3 s at most
             ack()
             outcome = operation(request_id, user)

@@ -79,7 +79,7 @@ def restart_and_finish(world: World, message: Message) -> None:
 def assert_no_errors(world: World) -> None:
     """A restart is routine: no process logged an error (a dropped item, a failed tick)."""
     for process in world.processes:
-        errors = [line for line in process.log().splitlines() if " ERROR " in line]
+        errors = process.errors()
         assert not errors, f"{process.log_path.name}: {errors}"
 
 

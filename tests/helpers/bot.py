@@ -97,7 +97,9 @@ class BotHarness:
         settings = load_bot_settings(_env_file=None, **{**defaults, **self.env})
         self.client = self.defender.client(self.defender.settings(**self.defender_settings))
         self.runtime = build_runtime(settings, self.client, **self.limits)
-        self.server = HttpServer(self.runtime.app, port=0)
+        self.server = HttpServer(
+            self.runtime.app, port=0, ops=(self.runtime.health, self.runtime.metrics)
+        )
         self.runtime.start()
         self.server.start()
         self.sender = SlackRequests(self.server.url, self.secret, fake=self.slack)

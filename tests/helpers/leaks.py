@@ -35,6 +35,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from bot.logs import JsonFormatter
 from bot.sandbox import FakeSlack
 from commands.simulator import LINK_MARKER, TOKEN_MARKER
 
@@ -270,9 +271,14 @@ class _ScanningHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             text = self.format(record)
+            # And the line ``lrbot serve`` writes by default: the context's ids included.
+            text += "\n" + _JSON.format(record)
         except Exception as exc:  # noqa: BLE001 - a broken record must not hide the rest
             text = f"{record.msg!r} {record.args!r} ({exc!r})"
         self.guard._record(record, text)
+
+
+_JSON = JsonFormatter()
 
 
 _active: LeakGuard | None = None

@@ -18,6 +18,7 @@ it for a failed test).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -69,11 +70,13 @@ def _free_port() -> int:
 class BotProcess:
     """One ``lrbot serve`` process: started, then ready (``/healthz``), then killed."""
 
-    def __init__(self, env: dict[str, str], cwd: Path, log_path: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], cwd: Path, log_path: Path, options: tuple[str, ...] = ()
+    ) -> None:
         self.log_path = log_path
         self.port = _free_port()
         # At DEBUG: everything it could ever log is in the leak guard's scan.
-        args = [sys.executable, "-m", "bot", "--log-level", "DEBUG", "serve"]
+        args = [sys.executable, "-m", "bot", "--log-level", "DEBUG", *options, "serve"]
         args += ["--port", str(self.port), "--host", "127.0.0.1"]
         self._log: IO[bytes] = log_path.open("wb")
         self.popen = subprocess.Popen(
@@ -94,6 +97,28 @@ class BotProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def errors(self) -> list[str]:
+        """The lines it logged at ERROR or above (JSON by default, or text)."""
+        found = []
+        for line in self.log().splitlines():
+            try:
+                level = json.loads(line).get("level")
+            except (ValueError, AttributeError):
+                level = "ERROR" if " ERROR " in line or " CRITICAL " in line else None
+            if level in ("ERROR", "CRITICAL"):
+                found.append(line)
+        return found
+
+    def terminate(self, timeout: float) -> int:
+        """SIGTERM, as a deploy or ``docker stop`` sends it; its exit status once it ended
+        by itself within ``timeout`` s (AssertionError otherwise, after a SIGKILL)."""
+        os.kill(self.pid, signal.SIGTERM)
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"lrbot serve still running {timeout:g} s after SIGTERM") from None
 
     def wait_ready(self, timeout: float = START_SECONDS) -> None:
         """Poll ``GET /healthz`` until it answers; fail with the log if the process ends."""
@@ -133,6 +158,7 @@ class World:
         self.secret = f"{leaks.SIGNING}-{secrets.token_hex(16)}"
         self.database_url = f"sqlite:///{workdir / 'lrbot.sqlite3'}"
         self.processes: list[BotProcess] = []
+        self.overrides: dict[str, str] = {}  # more settings for the next processes
         self._sender: SlackRequests | None = None
         self._store: Store | None = None
 
@@ -162,21 +188,23 @@ class World:
             SSL_CERT_FILE=self.sim.ca_pem_path,  # the API client (httpx)
             NO_PROXY="127.0.0.1,localhost",
         )
+        env.update(self.overrides)
         return env
 
-    def start(self) -> BotProcess:
-        """A new bot process on the same database, once it answers ``/healthz``."""
-        process = self.spawn()
+    def start(self, options: tuple[str, ...] = ()) -> BotProcess:
+        """A new bot process on the same database, once it answers ``/healthz``;
+        ``options`` go before ``serve`` (say, ``--log-format text``)."""
+        process = self.spawn(options)
         process.wait_ready()
         return process
 
-    def spawn(self) -> BotProcess:
+    def spawn(self, options: tuple[str, ...] = ()) -> BotProcess:
         """A new bot process on the same database, once it begins: its first call to Slack
         (Bolt's ``auth.test``) comes just before its tracker and outbox start."""
         assert self.bot is None or not self.bot.alive, "one bot at a time"
         log = self.workdir / f"lrbot-{len(self.processes) + 1}.log"
         began = self.slack.call_count("auth.test")
-        process = BotProcess(self.environment(), self.workdir, log)
+        process = BotProcess(self.environment(), self.workdir, log, options)
         self.processes.append(process)
         leaks.watch_output(
             f"lrbot serve #{len(self.processes)} (pid {process.pid})", process.log, log
