@@ -75,14 +75,17 @@ def register(app: App, services: Services) -> None:
         ack()
         view = body.get("view") or {}
         meta = read_metadata(view.get("private_metadata"))
-        if meta is None:
+        view_id = view.get("id")
+        if meta is None or not isinstance(view_id, str) or not view_id:
+            # Not a form this bot opened (no metadata of ours, or no view to update).
+            log.info("request form not resized: the click names no form of ours")
             return
         values = read_values((view.get("state") or {}).get("values"), meta.rows)
         rows = min(MAX_ROWS, max(1, meta.rows + delta))
         values.rows = values.rows[:rows]
         try:
             client.views_update(
-                view_id=view.get("id"),
+                view_id=view_id,
                 hash=view.get("hash"),
                 view=views.request_modal(meta.model_copy(update={"rows": rows}), values),
             )

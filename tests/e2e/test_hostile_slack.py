@@ -239,6 +239,21 @@ def test_fuzzed_row_buttons(
     still_serving(bot, answer)
 
 
+@pytest.mark.parametrize("view_id", [None, "", 7])
+def test_a_row_button_on_a_view_without_an_id_is_ignored(
+    bot: BotHarness, form: OpenedView, view_id: object
+) -> None:
+    """Found by the fuzz above: slack_sdk raised on views.update without a view id."""
+    view = copy.deepcopy(form.view)
+    view["state"] = {"values": {}}
+    view["id"] = view_id
+    request = bot.send.build_block_action(str(Action.ADD_ROW), user_id=REQUESTER, view=view)
+    before = len(bot.slack.calls("views.update"))
+    answer = interact(bot, payload_of(request))
+    still_serving(bot, answer)
+    assert len(bot.slack.calls("views.update")) == before
+
+
 # --- the request form ------------------------------------------------------------------------
 
 

@@ -314,7 +314,7 @@ def test_a_library_file_replaced_after_approval_is_refused_before_submission(
         # Someone uploads ok.ps1 again with OverrideIfExists: same name, other content.
         bot.defender.sim.replace_library_file("ok.ps1", b"'something else'")
         replaced = hashlib.sha256(b"'something else'").hexdigest()
-        tracker.tick()
+        tracker.start()  # a stopped tracker submits nothing (a graceful stop): start it again
 
         said = bot.wait_reply(message, "Not submitted")
         assert said == (
