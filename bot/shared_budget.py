@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from bot.store import Store, api_calls
 from commands.budget import HOUR, wait_for_room
@@ -40,14 +41,7 @@ class StoreLedger:
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_LOCK_KEY)))
             # SQLite: the transaction began as a writer (BEGIN IMMEDIATE), which is the turn.
             conn.execute(api_calls.delete().where(api_calls.c.at <= now - HOUR))
-            times = [
-                float(t)
-                for t in conn.execute(
-                    sa.select(api_calls.c.at)
-                    .where(api_calls.c.at > now - longest)
-                    .order_by(api_calls.c.at)
-                ).scalars()
-            ]
+            times = _times_since(conn, now - longest)
             wait = max(
                 wait_for_room([t for t in times if t + seconds > now], allowed, now, seconds)
                 for seconds, allowed in windows
@@ -58,11 +52,10 @@ class StoreLedger:
 
     def recent(self, now: float, seconds: float) -> list[float]:
         with self.store.reader.connect() as conn:
-            return [
-                float(t)
-                for t in conn.execute(
-                    sa.select(api_calls.c.at)
-                    .where(api_calls.c.at > now - seconds)
-                    .order_by(api_calls.c.at)
-                ).scalars()
-            ]
+            return _times_since(conn, now - seconds)
+
+
+def _times_since(conn: Connection, since: float) -> list[float]:
+    """The recorded call times after ``since``, oldest first."""
+    query = sa.select(api_calls.c.at).where(api_calls.c.at > since).order_by(api_calls.c.at)
+    return [float(t) for t in conn.execute(query).scalars()]

@@ -14,15 +14,8 @@ import pytest
 
 from bot.leases import WORKER, Grant, Leadership, Lease, Replica, provably_dead
 from bot.store import Store
+from tests.helpers.clocks import Wall
 from tests.helpers.waiting import wait_until
-
-
-class Wall:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -13,17 +13,10 @@ from bot.shared_budget import StoreLedger
 from bot.store import Store
 from commands.budget import CallBudget, Priority
 from commands.errors import BudgetExhausted
+from tests.helpers.clocks import Wall
 
 BACKGROUND = Priority.BACKGROUND
 INTERACTIVE = Priority.INTERACTIVE
-
-
-class Wall:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
