@@ -54,6 +54,7 @@ from tests.helpers.defender import build_scenario
 __all__ = ["BotProcess", "World", "bot_world"]
 
 T = TypeVar("T")
+W = TypeVar("W", bound="World")
 
 START_SECONDS = 30.0  # a cold interpreter on a busy 2-core machine, with margin
 _FOREIGN = ("SLACK_", "LRBOT_", "DEFENDER_")
@@ -151,12 +152,14 @@ class BotProcess:
 class World:
     """Slack and Defender in this process, and the bot processes started against them."""
 
-    def __init__(self, slack: FakeSlack, sim: SimulatorServer, workdir: Path) -> None:
+    def __init__(
+        self, slack: FakeSlack, sim: SimulatorServer, workdir: Path, database_url: str | None = None
+    ) -> None:
         self.slack = slack
         self.sim = sim
         self.workdir = workdir
         self.secret = f"{leaks.SIGNING}-{secrets.token_hex(16)}"
-        self.database_url = f"sqlite:///{workdir / 'lrbot.sqlite3'}"
+        self.database_url = database_url or f"sqlite:///{workdir / 'lrbot.sqlite3'}"
         self.processes: list[BotProcess] = []
         self.overrides: dict[str, str] = {}  # more settings for the next processes
         self._sender: SlackRequests | None = None
@@ -330,9 +333,17 @@ class World:
 
 @contextlib.contextmanager
 def bot_world(
-    workdir: Path, scenario: Scenario | None = None, *, time_scale: float = 20.0
-) -> Iterator[World]:
-    """Slack and Defender on loopback for bot processes; every process killed on exit."""
+    workdir: Path,
+    scenario: Scenario | None = None,
+    *,
+    time_scale: float = 20.0,
+    database_url: str | None = None,
+    world: type[W] = World,  # type: ignore[assignment]  # World is a W
+) -> Iterator[W]:
+    """Slack and Defender on loopback for bot processes; every process killed on exit.
+
+    The bots share a SQLite file in ``workdir`` unless ``database_url`` names another
+    database; ``world`` may be a subclass (``tests.helpers.fleet.Fleet``)."""
     scenario = scenario or build_scenario()
     with (
         FakeSlack(token=BOT_TOKEN) as slack,
@@ -347,12 +358,12 @@ def bot_world(
         ]:
             slack.set_user(user, real_name=name)
         slack.set_usergroup(LEADS, [APPROVER_2])
-        world = World(slack, sim, workdir)
+        made = world(slack, sim, workdir, database_url)
         leaks.watch_slack(slack, forbidden=(sim.base_url.split("://", 1)[1],))
-        leaks.watch_database(world.database_url)
+        leaks.watch_database(made.database_url)
         leaks.watch_directory(workdir)
         try:
-            yield world
+            yield made
         finally:
-            world.close()
-            print(world.logs())  # pytest shows it when the test failed
+            made.close()
+            print(made.logs())  # pytest shows it when the test failed
