@@ -27,7 +27,7 @@ simulated time; the call budget counts real time with its limits scaled. The bot
 is not scaled, so a figure that includes it (rate, latency) is measured at a lower scale than
 the counts. Everything listens on loopback.
 
-    .venv/bin/python benchmarks/scheduler.py [--only rate,polls,latency,memory] [--scale S]
+    .venv/bin/python -m benchmarks.scheduler [--only rate,polls,latency,memory] [--scale S]
 
 Exits 1 only if something broke (a run that did not finish, a process that died): the
 figures, and whether they meet their targets, are the report.
@@ -56,13 +56,8 @@ from pathlib import Path
 from typing import IO
 
 import httpx
-from slack_sdk import WebClient
 
-from bot.directory import Directory
 from bot.ids import Action, Block
-from bot.intake import Accepted
-from bot.lifecycle import Lifecycle
-from bot.policy import Policy
 from bot.records import RequestState
 from bot.runtime import Runtime, build_runtime
 from bot.sandbox import FakeSlack, SlackRequests
@@ -73,7 +68,7 @@ from commands.auth import MsalTokenProvider
 from commands.budget import CallBudget
 from commands.client import DefenderClient
 from commands.config import load_defender_settings
-from commands.models import CommandSequence, PutFile, RunScript
+from commands.models import CommandSequence
 from commands.simulator import (
     RecordedRequest,
     ScaledClock,
@@ -85,7 +80,9 @@ from commands.simulator import (
     machine_id,
 )
 from commands.syntax import parse_sequence
-from commands.wire import Machine, MachineAction
+from commands.wire import MachineAction
+from tests.helpers.defender import most_active
+from tests.helpers.seed import approve_all, database_lifecycle
 
 CHANNEL = "C0SOC0001"
 REQUESTER = "U0REQ0001"
@@ -210,20 +207,6 @@ def scenario(
     )
 
 
-def accepted(sim: SimulatorServer, index: int, commands: CommandSequence) -> Accepted:
-    """What the modal would accept for device ``index``, read from the simulator itself."""
-    machine = Machine.model_validate(sim.state.get_machine(machine_id(host(index))))
-    files = {
-        c.script_name if isinstance(c, RunScript) else c.file_name
-        for c in commands.commands
-        if isinstance(c, RunScript | PutFile)
-    }
-    library: dict[str, str | None] = {
-        f.file_name: f.sha256 for f in sim.scenario.library if f.file_name in files
-    }
-    return Accepted(machine, None, commands, library, JUSTIFICATION, None)
-
-
 def sequence(text: str) -> CommandSequence:
     return parse_sequence(text)
 
@@ -324,15 +307,8 @@ class World:
 
     def approve(self, devices: Iterable[int], commands: CommandSequence) -> list[str]:
         """Create a request per device, then approve them all, as fast as the store allows."""
-        lifecycle = self.runtime.lifecycle
-        records = [
-            lifecycle.create(REQUESTER, CHANNEL, accepted(self.sim, i, commands)) for i in devices
-        ]
-        for record in records:
-            # As the Approve button would: with the digest of the payload it showed.
-            outcome = lifecycle.decide(record.id, APPROVER, approve=True, digest=record.digest)
-            assert outcome.ok, outcome.message
-        return [r.id for r in records]
+        ids = [machine_id(host(i)) for i in devices]
+        return [r.id for r in approve_all(self.runtime.lifecycle, self.sim, ids, commands)]
 
     def count(self, *states: RequestState) -> int:
         return len(self.runtime.store.in_states(list(states)))
@@ -388,21 +364,6 @@ def world(
 def percentile(samples: list[float], fraction: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-def most_active(actions: list[MachineAction]) -> int:
-    """The most actions active (not final) at any moment, from their creation and end times."""
-    events: list[tuple[float, int]] = []
-    for action in actions:
-        assert action.creation_time is not None and action.last_update_time is not None
-        events.append((action.creation_time.timestamp(), 1))
-        if action.is_final:
-            events.append((action.last_update_time.timestamp(), -1))  # final from that instant
-    active = peak = 0
-    for _, step in sorted(events):  # at equal times the end (-1) sorts first
-        active += step
-        peak = max(peak, active)
-    return peak
 
 
 def steady_rate(times: list[float], limit: int) -> float:
@@ -700,28 +661,6 @@ def bot_environment(
     return env
 
 
-class Seeder:
-    """Approved requests in the bot's database, made by the bot's own lifecycle there."""
-
-    def __init__(self, database_url: str, slack: FakeSlack, sim: SimulatorServer) -> None:
-        self.store = Store(database_url)
-        self.sim = sim
-        self.lifecycle = Lifecycle(
-            self.store,
-            Policy.simple((), (APPROVER,)),
-            Directory(WebClient(token=BOT_TOKEN, base_url=slack.base_url), 300),
-            defender=None,  # type: ignore[arg-type]  # nothing is cancelled here
-            clock=lambda: datetime.now(UTC),
-        )
-        self.commands = sequence("putfile evidence.txt")
-
-    def approve(self, devices: Iterable[int]) -> None:
-        for i in devices:
-            record = self.lifecycle.create(REQUESTER, CHANNEL, accepted(self.sim, i, self.commands))
-            outcome = self.lifecycle.decide(record.id, APPROVER, approve=True, digest=record.digest)
-            assert outcome.ok, outcome.message
-
-
 def bench_memory(report: Report, runs: int = 1000, through_slack: int = 10) -> None:
     scale = 600.0  # an action of a few simulated seconds takes milliseconds
     print(
@@ -763,16 +702,19 @@ def bench_memory(report: Report, runs: int = 1000, through_slack: int = 10) -> N
                     request_through_slack(slack, sender, bot, host(i))
             # The rest through the bot's own lifecycle on its database, while it runs, a
             # batch at a time: a queue of a thousand approvals is not what is measured here.
-            seeder = Seeder(env["LRBOT_DATABASE_URL"], slack, sim)
-            stack.callback(seeder.store.close)
+            store = Store(env["LRBOT_DATABASE_URL"])
+            stack.callback(store.close)
+            seeder = database_lifecycle(store, slack)
+            putfile = sequence("putfile evidence.txt")
             seeded, batch = through_slack, 100
             milestones = [runs // 4, runs // 2, 3 * runs // 4]
             deadline = shown = time.monotonic()
             deadline += 150
-            while len(finished) < runs or seeder.store.next_outbox_time() is not None:
+            while len(finished) < runs or store.next_outbox_time() is not None:
                 bot.check()
                 if seeded < runs and seeded - len(finished) < 2 * batch:
-                    seeder.approve(range(seeded, min(runs, seeded + batch)))
+                    ids = [machine_id(host(i)) for i in range(seeded, min(runs, seeded + batch))]
+                    approve_all(seeder, sim, ids, putfile)
                     seeded = min(runs, seeded + batch)
                 if time.monotonic() > shown + 10:
                     shown = time.monotonic()
@@ -783,7 +725,7 @@ def bench_memory(report: Report, runs: int = 1000, through_slack: int = 10) -> N
                     raise TimeoutError(f"only {len(finished)} of {runs} runs finished")
                 time.sleep(0.1)
             done = time.monotonic() - began
-            states = Counter(r.state for r in seeder.store.in_states(list(RequestState)))
+            states = Counter(r.state for r in store.in_states(list(RequestState)))
             time.sleep(2)  # a few idle ticks after the work
             rss, peak = rss_mb(bot.popen.pid)
             samples.append((runs, rss))

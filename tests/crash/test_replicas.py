@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -116,12 +115,12 @@ def test_three_replicas_fifty_runs_one_killed(tmp_path: Path, postgres_url: str)
         starts = sorted(r.at / SCALE for r in posts(fleet))
         busiest = max(sum(1 for t in starts if s <= t < s + 60) for s in starts)
         assert busiest <= RUNS_PER_MINUTE
-        assert most_active(fleet) <= MAX_ACTIVE
+        assert fleet.most_active() <= MAX_ACTIVE
         assert not [r for r in fleet.sim.requests if r.status == 429]
 
         print(
             f"failover {failover:.2f} s; busiest minute {busiest} runs; most active"
-            f" {most_active(fleet)}; {repeats} repeated posts"
+            f" {fleet.most_active()}; {repeats} repeated posts"
         )
         for process in fleet.alive():
             assert not process.errors(), process.errors()
@@ -148,13 +147,3 @@ def same(fleet: Fleet, record: RequestRecord) -> list[str]:
     assert record.message_ts is not None
     replies = [m.text for m in fleet.slack.thread(CHANNEL, record.message_ts)]
     return [normalise(text).replace(record.machine_name, "<device>") for text in replies]
-
-
-def most_active(fleet: Fleet) -> int:
-    """The most of our actions Defender held at once, from their creation and end times."""
-    spans = []
-    for action in fleet.sim.actions():
-        begin = datetime.fromisoformat(action["creationDateTimeUtc"].replace("Z", "+00:00"))
-        end = datetime.fromisoformat(action["lastUpdateDateTimeUtc"].replace("Z", "+00:00"))
-        spans.append((begin, end))
-    return max(sum(1 for b, e in spans if b <= t < e) for t, _ in spans)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +30,7 @@ from commands.simulator import (
     SimScript,
     SimulatorServer,
 )
+from commands.wire import MachineAction
 from tests.helpers import leaks
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "SimTokenProvider",
     "build_scenario",
     "machine",
+    "most_active",
     "running_harness",
     "transport",
 ]
@@ -221,3 +223,19 @@ def running_harness(
     clock = ManualClock(start)
     with SimulatorServer(scenario or build_scenario(), clock=clock, tls=tls) as sim:
         yield Harness(sim, clock, SimTokenProvider(sim.token_url))
+
+
+def most_active(actions: Iterable[MachineAction]) -> int:
+    """The most of ``actions`` active at any moment: each from its creation until it is
+    final, at equal times the end counted first."""
+    events: list[tuple[float, int]] = []
+    for action in actions:
+        assert action.creation_time is not None and action.last_update_time is not None
+        events.append((action.creation_time.timestamp(), 1))
+        if action.is_final:
+            events.append((action.last_update_time.timestamp(), -1))  # final from that instant
+    active = peak = 0
+    for _, step in sorted(events):
+        active += step
+        peak = max(peak, active)
+    return peak

@@ -14,27 +14,21 @@ delivers; see ``bot/leases.py``) is read from the database::
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
-from slack_sdk import WebClient
 
-from bot.directory import Directory
-from bot.intake import Accepted
 from bot.leases import WORKER
-from bot.lifecycle import Lifecycle
-from bot.policy import Policy
 from bot.records import RequestRecord
 from bot.sandbox import FakeSlack, SlackRequests
 from bot.store import leases
-from commands.models import PutFile, RunScript
 from commands.simulator import SimulatorServer
 from commands.syntax import parse_sequence
-from commands.wire import Machine
+from commands.wire import MachineAction
 from tests.helpers import leaks
-from tests.helpers.bot import APPROVER, BOT_TOKEN, CHANNEL, JUSTIFICATION, REQUESTER
+from tests.helpers.defender import most_active
 from tests.helpers.process import BotProcess, World
+from tests.helpers.seed import approve_all, database_lifecycle
 
 __all__ = ["Fleet"]
 
@@ -98,32 +92,11 @@ class Fleet(World):
             sender.close()
 
     def approve_in_database(self, machine_ids: list[str], commands: str) -> list[RequestRecord]:
-        """Requests made and approved by the bot's own lifecycle on the fleet's database, as
-        a replica does for a modal and a click: a load of approvals without a load of HTTP
-        (the interactive share of Defender's call budget would pace that, and is not what a
-        test of the fleet's work measures). The outbox posts them like any other."""
-        lifecycle = Lifecycle(
-            self.store,
-            Policy.simple((), (APPROVER,)),
-            Directory(WebClient(token=BOT_TOKEN, base_url=self.slack.base_url), 300),
-            defender=None,  # type: ignore[arg-type]  # nothing is cancelled here
-            clock=lambda: datetime.now(UTC),
-        )
-        sequence = parse_sequence(commands)
-        files = {
-            c.script_name if isinstance(c, RunScript) else c.file_name
-            for c in sequence.commands
-            if isinstance(c, RunScript | PutFile)
-        }
-        library: dict[str, str | None] = {
-            f.file_name: f.sha256 for f in self.sim.scenario.library if f.file_name in files
-        }
-        made = []
-        for machine_id in machine_ids:
-            machine = Machine.model_validate(self.sim.state.get_machine(machine_id))
-            accepted = Accepted(machine, None, sequence, library, JUSTIFICATION, None)
-            record = lifecycle.create(REQUESTER, CHANNEL, accepted)
-            outcome = lifecycle.decide(record.id, APPROVER, approve=True, digest=record.digest)
-            assert outcome.ok, outcome.message
-            made.append(record)
-        return made
+        """Requests made and approved on the fleet's database by the bot's own lifecycle
+        (``tests.helpers.seed``); the outbox posts them like any other."""
+        lifecycle = database_lifecycle(self.store, self.slack)
+        return approve_all(lifecycle, self.sim, machine_ids, parse_sequence(commands))
+
+    def most_active(self) -> int:
+        """The most of our actions Defender held at once, from their creation and end times."""
+        return most_active(map(MachineAction.model_validate, self.sim.actions()))

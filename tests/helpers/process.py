@@ -28,7 +28,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, TypeVar, overload
 
 import httpx
 
@@ -331,6 +331,27 @@ class World:
         ]
 
 
+@overload
+def bot_world(
+    workdir: Path,
+    scenario: Scenario | None = None,
+    *,
+    time_scale: float = 20.0,
+    database_url: str | None = None,
+) -> contextlib.AbstractContextManager[World]: ...
+
+
+@overload
+def bot_world(
+    workdir: Path,
+    scenario: Scenario | None = None,
+    *,
+    time_scale: float = 20.0,
+    database_url: str | None = None,
+    world: type[W],
+) -> contextlib.AbstractContextManager[W]: ...
+
+
 @contextlib.contextmanager
 def bot_world(
     workdir: Path,
@@ -338,8 +359,8 @@ def bot_world(
     *,
     time_scale: float = 20.0,
     database_url: str | None = None,
-    world: type[W] = World,  # type: ignore[assignment]  # World is a W
-) -> Iterator[W]:
+    world: type[World] = World,
+) -> Iterator[Any]:  # a World, or the ``world`` asked for: the overloads say which
     """Slack and Defender on loopback for bot processes; every process killed on exit.
 
     The bots share a SQLite file in ``workdir`` unless ``database_url`` names another
