@@ -9,8 +9,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from bot.directory import Directory
-from bot.policy import Policy
+from bot.policy import MembersOf, Policy
 from bot.records import RequestRecord, RequestState
 from bot.store import Store, requests
 
@@ -40,12 +39,12 @@ class Lookup:
         self,
         store: Store,
         policy: Policy,
-        directory: Directory,
+        members_of: MembersOf,
         clock: Callable[[], datetime],
     ) -> None:
         self.store = store
         self.policy = policy
-        self.directory = directory
+        self.members_of = members_of
         self.clock = clock
 
     def request(self, request_id: str) -> RequestRecord | None:
@@ -82,7 +81,7 @@ class Lookup:
         found = []
         for record in self._newest(condition, limit * 4):
             decision = self.policy.may_approve(
-                user, record.requester, record.commands, self.directory.members, record.approvals
+                user, record.requester, record.commands, self.members_of, record.approvals
             )
             if decision:
                 found.append(record)

@@ -1,8 +1,8 @@
 """Delivers what the bot owes Slack, in order, until Slack has it.
 
 Items are written by state changes (see ``bot.store``); this worker posts the request
-message, rewrites it, replies in its thread and fetches command results from Defender
-into the thread. A rate limit waits for ``Retry-After``, a Slack or network failure backs
+message, rewrites it, replies in its thread, direct-messages the requester (``notify``) and
+fetches command results from Defender into the thread. A rate limit waits for ``Retry-After``, a Slack or network failure backs
 off and tries again, and nothing behind a waiting item overtakes it, so a thread always
 reads in the order things happened.
 """

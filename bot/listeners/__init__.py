@@ -15,7 +15,7 @@ __all__ = ["register"]
 
 def register(app: App, services: Services) -> None:
     lifecycle = services.lifecycle
-    lookup = Lookup(lifecycle.store, lifecycle.policy, lifecycle.directory, lifecycle.clock)
+    lookup = Lookup(lifecycle.store, lifecycle.policy, lifecycle.directory.members, lifecycle.clock)
     links = WorkspaceLinks(app.client)
     subcommands = Subcommands(lifecycle, lookup, links, services.settings.slash_command)
     commands.register(app, services, subcommands)

@@ -9,6 +9,7 @@ from datetime import datetime
 from bot.links import thread_url
 from bot.records import RequestRecord
 from bot.views.common import (
+    SECTION_LIMIT,
     Message,
     approvers_text,
     clip,
@@ -36,7 +37,7 @@ __all__ = [
 ]
 
 STATUS_LINES = 12  # per list in an ephemeral answer: a section holds 3,000 characters
-_LINE_CHARS = 230
+_SECTION_BUDGET = SECTION_LIMIT - 40  # room for the "…and N more" line
 
 
 def _link(record: RequestRecord, workspace: str | None, label: str = "thread") -> str:
@@ -59,9 +60,17 @@ def request_line(record: RequestRecord, workspace: str | None, *, who: bool = Tr
 def _lines(
     records: Sequence[RequestRecord], workspace: str | None, empty: str, *, who: bool = True
 ) -> str:
+    """As many whole lines as one section holds, and how many more there are."""
     if not records:
         return f"_{empty}_"
-    shown = [request_line(r, workspace, who=who) for r in records[:STATUS_LINES]]
+    shown: list[str] = []
+    used = 0
+    for r in records[:STATUS_LINES]:
+        line = request_line(r, workspace, who=who)
+        if used + len(line) + 1 > _SECTION_BUDGET:
+            break
+        shown.append(line)
+        used += len(line) + 1
     more = len(records) - len(shown)
     text = "\n".join(shown)
     return f"{text}\n…and {more} more" if more > 0 else text
