@@ -2,9 +2,9 @@
 
 Items are written by state changes (see ``bot.store``); this worker posts the request
 message, rewrites it, replies in its thread, direct-messages the requester (``notify``) and
-fetches command results from Defender into the thread. A rate limit waits for ``Retry-After``, a Slack or network failure backs
-off and tries again, and nothing behind a waiting item overtakes it, so a thread always
-reads in the order things happened.
+fetches command results from Defender into the thread. A rate limit waits for
+``Retry-After``, a Slack or network failure backs off and tries again, and nothing behind a
+waiting item overtakes it, so a thread always reads in the order things happened.
 """
 
 from __future__ import annotations

@@ -108,8 +108,10 @@ class Subcommands:
             )
         record = self.lookup.request(text)
         if record is None:
+            log.info("subcommand for an unknown request %s", shown)
             return Message(text=f"No request `{shown}` is known to this bot.", blocks=[])
         return record
 
     def _usage(self, problem: str) -> Message:
+        log.info("subcommand refused: %s", problem)
         return Message(text=f"{problem}\n{views.subcommand_help(self.command)}", blocks=[])
