@@ -210,3 +210,19 @@ def test_no_direct_messages_when_the_setting_is_off(tmp_path: Path) -> None:
         bot.wait(bot.settled, "the outbox to drain")
         assert dms(bot) == []
         assert bot.slack.call_count("conversations.open") == 0
+
+
+def test_a_dm_owed_before_a_restart_is_sent_once_after_it(tmp_path: Path) -> None:
+    with running_bot(tmp_path) as bot:
+        bot.slack.fail("conversations.open", status=503, times=None)  # Slack down for DMs
+        message = bot.request("ws-001.contoso.com", "getfile C:\\Temp\\a.txt")
+        bot.click(Action.REJECT, message, APPROVER)
+        bot.wait_reply(message, "Rejected by")
+        bot.wait(lambda: bot.slack.call_count("conversations.open") >= 1, "a DM attempt")
+
+        bot.restart()
+        bot.slack.clear_failures()
+
+        bot.wait(lambda: len(dms(bot)) == 1, "the rejection DM after the restart")
+        bot.wait(bot.settled, "the outbox to drain")
+        assert len(dms(bot)) == 1
