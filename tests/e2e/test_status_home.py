@@ -82,6 +82,11 @@ def test_home_shows_the_approver_what_waits_and_the_requester_their_own(tmp_path
 
         # Someone who may not approve sees nothing waiting for them.
         assert "Waiting for your approval (0)" in home(bot, OUTSIDER)
+        # The Messages tab (where the DMs are) opens the same event: no Home is published.
+        assert bot.send.app_home_opened(APPROVER, tab="messages").status_code == 200
+        assert bot.send.app_home_opened(REQUESTER).status_code == 200  # a later marker
+        bot.wait(lambda: bot.slack.home_count(REQUESTER) == 2, "the requester's second home")
+        assert bot.slack.home_count(APPROVER) == 1
         assert_slack_accepts_everything_sent(bot.slack)
 
 
