@@ -1,10 +1,10 @@
 """Delivers what the bot owes Slack, in order, until Slack has it.
 
 Items are written by state changes (see ``bot.store``); this worker posts the request
-message, rewrites it, replies in its thread and fetches command results from Defender
-into the thread. A rate limit waits for ``Retry-After``, a Slack or network failure backs
-off and tries again, and nothing behind a waiting item overtakes it, so a thread always
-reads in the order things happened.
+message, rewrites it, replies in its thread, direct-messages the requester (``notify``) and
+fetches command results from Defender into the thread. A rate limit waits for
+``Retry-After``, a Slack or network failure backs off and tries again, and nothing behind a
+waiting item overtakes it, so a thread always reads in the order things happened.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import views
+from bot.links import WorkspaceLinks
 from bot.logs import about
 from bot.metrics import Metrics
-from bot.records import OutboxItem, RequestRecord
+from bot.notify import NOTIFY
+from bot.records import OutboxItem, RequestRecord, RequestState
 from bot.store import Store
 from bot.views.thread import DEFAULT_LARGE_RESULT_NOTE
 from commands.errors import DefenderError, NotFound, ResultError, ResultTooLarge
@@ -70,8 +72,11 @@ class Deliverer:
         large_result_note: str = DEFAULT_LARGE_RESULT_NOTE,
         idle_seconds: float = 5.0,
         metrics: Metrics | None = None,
+        notify_requester: bool = True,
     ) -> None:
         self.store = store
+        self.notify_requester = notify_requester
+        self.links = WorkspaceLinks(slack)
         self.metrics = metrics
         self.slack = slack
         self.results = results
@@ -171,7 +176,7 @@ class Deliverer:
         if record is None:
             self._give_up(item, "request not found")
             return
-        if item.kind != "post_request" and record.message_ts is None:
+        if item.kind not in ("post_request", NOTIFY) and record.message_ts is None:
             self._give_up(item, "the request message was never posted")
             return
         with about(user=record.requester, device=record.machine_id, action=record.action_id):
@@ -194,6 +199,8 @@ class Deliverer:
                 self._reply(record, item.payload["text"], item.payload.get("blocks"))
             elif item.kind == "result":
                 self._result(record, item)
+            elif item.kind == NOTIFY:
+                self._notify(record, RequestState(item.payload["state"]))
             else:
                 self._give_up(item, f"unknown outbox item kind {item.kind!r}")
                 return
@@ -218,6 +225,19 @@ class Deliverer:
             blocks=message.blocks,
         )
         self.store.set_message_ts(record.id, str(response["ts"]))
+
+    def _notify(self, record: RequestRecord, state: RequestState) -> None:
+        """A direct message to the requester (unless ``LRBOT_NOTIFY_REQUESTER`` is off)."""
+        if not self.notify_requester:
+            return
+        opened = self._call(self.slack.conversations_open, users=record.requester)
+        message = views.requester_dm(record, state, self.links.workspace_url())
+        self._call(
+            self.slack.chat_postMessage,
+            channel=str(opened["channel"]["id"]),
+            text=message.text,
+            blocks=message.blocks,
+        )
 
     def _reply(self, record: RequestRecord, text: str, blocks: list[dict[str, Any]] | None) -> None:
         self._call(

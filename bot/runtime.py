@@ -170,6 +170,7 @@ def build_runtime(
         # Other replicas store work too, without waking this one: look for it this often.
         idle_seconds=_PICKUP_SECONDS,
         metrics=metrics,
+        notify_requester=settings.notify_requester,
     )
     # A cancel is an analyst's click: it takes the interactive share of the call budget.
     defender_for_people = defender.interactive() if hasattr(defender, "interactive") else defender

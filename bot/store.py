@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from bot import schema
 from bot.audit import GENESIS, AuditEntry, AuditHead, canonical, entry_hash, scrub
+from bot.notify import NOTIFY, notice
 from bot.records import CommandState, OutboxItem, RequestRecord, RequestState
 from bot.schema import SchemaError, SchemaState, SchemaStatus
 
@@ -647,7 +648,11 @@ class Store:
             )
             for kind, actor, detail in transition.events:
                 _append_audit(conn, request_id, kind, actor, now, detail)
-        if transition.outbox:
+        outbox_items = list(transition.outbox)
+        told = notice(transition.changes, transition.events)
+        if told is not None:
+            outbox_items.append((NOTIFY, {"state": str(told)}))
+        if outbox_items:
             conn.execute(
                 outbox.insert(),
                 [
@@ -659,7 +664,7 @@ class Store:
                         "not_before": now,
                         "attempts": 0,
                     }
-                    for kind, payload in transition.outbox
+                    for kind, payload in outbox_items
                 ],
             )
 

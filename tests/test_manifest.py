@@ -30,6 +30,7 @@ BOT_SCOPES = {
     "chat:write",
     "chat:write.public",
     "files:write",
+    "im:write",
     "usergroups:read",
     "users:read",
 }
@@ -44,6 +45,8 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "views.open": set(),
     "views.update": set(),
     "views.push": set(),
+    "views.publish": set(),  # the App Home tab
+    "conversations.open": {"im:write"},  # the requester's DM
     "usergroups.users.list": {"usergroups:read"},
     "users.info": {"users:read"},
     "files.getUploadURLExternal": {"files:write"},
@@ -93,6 +96,15 @@ def test_slash_command_and_socket_mode(manifest: dict[str, Any]) -> None:
         "display_name": "liveresponse",
         "always_online": True,
     }
+
+
+def test_home_tab_and_its_event(manifest: dict[str, Any]) -> None:
+    assert manifest["features"]["app_home"] == {
+        "home_tab_enabled": True,
+        "messages_tab_enabled": True,
+        "messages_tab_read_only_enabled": True,
+    }
+    assert manifest["settings"]["event_subscriptions"] == {"bot_events": ["app_home_opened"]}
 
 
 def test_bot_scopes_are_exactly_the_needed_ones(manifest: dict[str, Any]) -> None:

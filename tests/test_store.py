@@ -104,7 +104,8 @@ def test_a_transition_applies_only_from_an_expected_state(store: Store) -> None:
     assert approved.command_states[1].errors == "file not found"
     kinds = [e["kind"] for e in store.events_of("lr-aaaaaaaa")]
     assert kinds == ["requested", "approved"]  # nothing from the refused change
-    assert [i.kind for i in store.due_outbox(later)] == ["post_request"]
+    # The approval's one item: the requester's DM (bot.notify), nothing from the refusal.
+    assert [i.kind for i in store.due_outbox(later)] == ["post_request", "notify"]
 
 
 def race(deciders: list[Callable[[], RequestRecord | None]]) -> list[RequestRecord | None]:
@@ -155,7 +156,7 @@ def test_two_deciders_at_once_make_exactly_one_decision(store: Store) -> None:
             (str(stored.state), stored.decided_by)
         ]
         replies = [i for i in store.due_outbox(later) if i.request_id == request_id]
-        assert [i.kind for i in replies] == ["post_request", "reply"]
+        assert [i.kind for i in replies] == ["post_request", "reply", "notify"]  # told once
 
 
 def test_an_expired_request_cannot_be_decided(store: Store) -> None:

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.listeners import actions, commands, errors, modal
+from bot.links import WorkspaceLinks
+from bot.listeners import actions, commands, errors, home, modal
+from bot.listeners.status import Subcommands
+from bot.lookup import Lookup
 from bot.services import Services
 
 __all__ = ["register"]
 
 
 def register(app: App, services: Services) -> None:
-    commands.register(app, services)
+    lifecycle = services.lifecycle
+    lookup = Lookup(lifecycle.store, lifecycle.policy, lifecycle.directory.members, lifecycle.clock)
+    links = WorkspaceLinks(app.client)
+    subcommands = Subcommands(lifecycle, lookup, links, services.settings.slash_command)
+    commands.register(app, services, subcommands)
     modal.register(app, services)
     actions.register(app, services)
+    home.register(app, lookup, links)
     errors.register(app)

@@ -1,4 +1,5 @@
-"""``/liveresponse``: help, or the request modal (prefilled from the command's text)."""
+"""``/liveresponse``: help, a status subcommand, or the request modal (prefilled from the
+command's text)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import views
+from bot.listeners.status import Subcommands, parse_subcommand
 from bot.modal import ModalMetadata, ModalValues
 from bot.services import Services
 from commands.syntax import split_device_and_commands
@@ -24,7 +26,7 @@ NO_CHANNEL = "Run this command in a channel: the request is posted there for app
 HELP_WORDS = frozenset({"help", "-h", "--help", "?", "usage"})
 
 
-def register(app: App, services: Services) -> None:
+def register(app: App, services: Services, subcommands: Subcommands) -> None:
     command_name = services.settings.slash_command
 
     @app.command(command_name)
@@ -34,7 +36,19 @@ def register(app: App, services: Services) -> None:
         # Slack escapes &, < and > in slash-command text; the syntax wants what was typed.
         text = html.unescape(str(command.get("text") or "")).strip()
         if text.lower() in HELP_WORDS:
-            ack(response_type="ephemeral", text=views.help_text(command_name))
+            help_text = views.help_text(command_name)
+            ack(
+                response_type="ephemeral",
+                text=f"{help_text}\n\n*Status*\n{views.subcommand_help(command_name)}",
+            )
+            return
+        asked = parse_subcommand(text)
+        if asked is not None:
+            ack()  # a cancel waits on Defender; Slack waits 3 s for the ack at most
+            user = str(command.get("user_id", ""))
+            answer = subcommands.answer(*asked, user=user)
+            services.wake_outbox()
+            _respond(respond, command, answer)
             return
         channel = str(command.get("channel_id", ""))
         try:
@@ -80,3 +94,17 @@ def register(app: App, services: Services) -> None:
                 view_id=opened["view"]["id"],
                 view=views.notice_modal(allowed.message),
             )
+
+
+def _respond(respond: Respond, command: dict[str, Any], answer: views.Message) -> None:
+    if not command.get("response_url"):
+        return  # nowhere to answer (Slack always sends one; a forgery may not)
+    try:
+        respond(
+            response_type="ephemeral",
+            text=answer.text,
+            blocks=answer.blocks or None,
+            replace_original=False,
+        )
+    except (ValueError, OSError) as sent:  # a response_url that is no URL, or down
+        log.warning("could not answer the subcommand: %s", sent)

@@ -47,6 +47,8 @@ class Workspace:
         self.views: dict[str, OpenedView] = {}
         self.files: dict[str, UploadedFile] = {}
         self.used_triggers: set[str] = set()
+        self.homes: dict[str, list[JsonDict]] = {}  # each user's published home views
+        self.ims: dict[str, str] = {}  # user -> the bot's DM channel with them
         self._counter = 0
         self._methods: dict[str, Callable[[JsonDict], JsonDict]] = {
             "api.test": lambda p: {"args": p},
@@ -60,6 +62,8 @@ class Workspace:
             "usergroups.users.list": self._m_usergroups_users_list,
             "users.info": self._m_users_info,
             "conversations.info": self._m_conversations_info,
+            "conversations.open": self._m_conversations_open,
+            "views.publish": self._m_views_publish,
             "files.getUploadURLExternal": self._m_files_get_upload_url,
             "files.completeUploadExternal": self._m_files_complete_upload,
         }
@@ -222,6 +226,17 @@ class Workspace:
         )
         return {"view": copy.deepcopy(opened.view)}
 
+    def _m_views_publish(self, p: JsonDict) -> JsonDict:
+        user = str(p.get("user_id") or "")
+        if user not in self.users:
+            raise SlackError("user_not_found")
+        view = _check_view(p.get("view"))
+        if view["type"] != "home":
+            raise SlackError("invalid_arguments")
+        published = {**view, "id": self.next_id("V"), "team_id": TEAM_ID}
+        self.homes.setdefault(user, []).append(published)
+        return {"view": copy.deepcopy(published)}
+
     def _find_view(self, p: JsonDict) -> OpenedView:
         if p.get("view_id"):
             if p["view_id"] in self.views:
@@ -253,6 +268,22 @@ class Workspace:
         if channel is None:
             raise SlackError("channel_not_found")
         return {"channel": copy.deepcopy(channel)}
+
+    def _m_conversations_open(self, p: JsonDict) -> JsonDict:
+        # One user only: the bot's DM with them (a group DM is nothing the bot opens).
+        users = [u for u in str(p.get("users") or "").split(",") if u]
+        if not users:
+            raise SlackError("users_list_not_supplied")
+        if len(users) > 1:
+            raise SlackError("invalid_arguments")  # a group DM: not what the bot opens
+        if users[0] not in self.users:
+            raise SlackError("user_not_found")
+        already = users[0] in self.ims
+        channel = self.ims.setdefault(users[0], self.next_id("D"))
+        return {
+            "channel": {"id": channel, "is_im": True, "user": users[0]},
+            **({"already_open": True} if already else {}),
+        }
 
     # -- files ------------------------------------------------------------------------------
 

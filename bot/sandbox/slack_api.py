@@ -258,6 +258,23 @@ class FakeSlack:
         with self._cond:
             return copy.deepcopy(self._ws.views[view_id])
 
+    def home(self, user: str) -> JsonDict | None:
+        """The home view last published for ``user`` (None if none was)."""
+        with self._cond:
+            published = self._ws.homes.get(user)
+            return copy.deepcopy(published[-1]) if published else None
+
+    def home_count(self, user: str) -> int:
+        """How many times a home view was published for ``user``."""
+        with self._cond:
+            return len(self._ws.homes.get(user, []))
+
+    def direct_messages(self, user: str) -> list[Message]:
+        """Messages the bot posted in its DM with ``user``, in order."""
+        with self._cond:
+            channel = self._ws.ims.get(user)
+            return copy.deepcopy(self._ws.messages.get(channel, [])) if channel else []
+
     def uploads(self) -> list[UploadedFile]:
         """Files whose upload URL was requested, in order (``data`` once the bytes arrived)."""
         with self._cond:

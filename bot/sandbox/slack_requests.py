@@ -17,6 +17,7 @@ Each ``build_*`` returns a :class:`SignedRequest` without sending it, e.g. for
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -112,7 +113,9 @@ def sign(body: str | bytes, secret: str, signing: Signing = Signing()) -> Signed
     verifier = SignatureVerifier(signing.secret or secret)
     signature = verifier.generate_signature(timestamp=timestamp, body=raw)
     headers = {
-        "Content-Type": "application/x-www-form-urlencoded",
+        "Content-Type": "application/json"
+        if raw.startswith(b"{")
+        else "application/x-www-form-urlencoded",
         "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
         "X-Slack-Request-Timestamp": timestamp,
         "X-Slack-Signature": str(signature),
@@ -306,3 +309,30 @@ class SlackRequests:
         return self.send(self.build_block_suggestion(action_id, typed, **kwargs))
 
     options = block_suggestion
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def build_event(
+        self, event: Mapping[str, Any], *, signing: Signing = Signing()
+    ) -> SignedRequest:
+        """An Events API ``event_callback`` wrapping ``event``, as JSON."""
+        body = {
+            "token": "unused-verification-token",
+            **self._ids(),
+            "type": "event_callback",
+            "event": dict(event),
+            "event_id": f"Ev{secrets.token_hex(5).upper()}",
+            "event_time": int(time.time()),
+        }
+        return sign(json.dumps(body, separators=(",", ":")), self.signing_secret, signing)
+
+    def app_home_opened(self, user_id: str, tab: str = "home", **kwargs: Any) -> httpx.Response:
+        """The analyst opened the app's Home (or Messages) tab."""
+        event = {
+            "type": "app_home_opened",
+            "user": user_id,
+            "channel": "D0000HOME",
+            "tab": tab,
+            "event_ts": f"{time.time():.6f}",
+        }
+        return self.send(self.build_event(event, **kwargs))

@@ -4,6 +4,9 @@ common   Message, escaping and clipping, sizes, durations, dates, small block bu
 modal    the request modal and the ``help`` text
 request  the request message in the channel, for every state
 thread   the replies in the request's thread
+status   the status, cancel and history answers; one line per request
+home     the App Home tab
+notify   the requester's direct messages
 """
 
 from __future__ import annotations
@@ -18,8 +21,17 @@ from bot.views.common import (
     slack_date,
     truncate,
 )
+from bot.views.home import home_view
 from bot.views.modal import help_text, notice_modal, request_modal
+from bot.views.notify import requester_dm
 from bot.views.request import request_message
+from bot.views.status import (
+    cancel_answer,
+    device_history,
+    request_status,
+    status_overview,
+    subcommand_help,
+)
 from bot.views.thread import (
     INLINE_OUTPUT_MAX,
     large_result_note,
@@ -47,9 +59,12 @@ from bot.views.thread import (
 __all__ = [
     "INLINE_OUTPUT_MAX",
     "Message",
+    "cancel_answer",
     "clip",
+    "device_history",
     "escape",
     "help_text",
+    "home_view",
     "human_duration",
     "human_size",
     "large_result_note",
@@ -74,8 +89,12 @@ __all__ = [
     "reply_waiting",
     "request_message",
     "request_modal",
+    "request_status",
+    "requester_dm",
     "result_file_comment",
     "sentence",
     "slack_date",
+    "status_overview",
+    "subcommand_help",
     "truncate",
 ]

@@ -1,0 +1,47 @@
+"""The direct message to a requester when their request is decided, expires or ends."""
+
+from __future__ import annotations
+
+from bot.links import thread_url
+from bot.records import RequestRecord, RequestState
+from bot.views.common import (
+    Message,
+    approvers_text,
+    clip,
+    context,
+    device_name,
+    escape,
+    mention,
+    section,
+)
+from bot.views.request import state_words
+
+__all__ = ["requester_dm"]
+
+
+def _what(record: RequestRecord, state: RequestState) -> str:
+    if state is RequestState.APPROVED:
+        return f"was approved by {approvers_text(record)} and goes to Defender now"
+    if state is RequestState.REJECTED:
+        return f"was rejected by {mention(record.decided_by)}; nothing ran"
+    if state is RequestState.EXPIRED:
+        return "expired before anyone approved it; nothing ran"
+    if state is RequestState.REFUSED:
+        return f"was refused by Defender: {clip(record.note or 'no reason given', 300)}"
+    _, words = state_words(record)
+    return f"has finished: {clip(words, 60)}"
+
+
+def requester_dm(record: RequestRecord, state: RequestState, workspace: str | None) -> Message:
+    """What the requester is told; ``state`` is the one reported, ``record`` as it is now."""
+    mark, _ = state_words(record.with_changes(state=state))
+    device = clip(device_name(record), 120)
+    sentence = (
+        f"Your live response request `{escape(record.id)}` on *{device}* {_what(record, state)}."
+    )
+    url = thread_url(workspace, record.channel, record.message_ts)
+    link = f"<{url}|Open the request's thread>" if url else "Its thread is in the request channel."
+    return Message(
+        text=f"{mark} {sentence} {url or ''}".strip(),
+        blocks=[section(f"{mark} {sentence}"), context(link)],
+    )
