@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from bot.audit_cli import add_audit_parser
+from bot.check_cli import add_check_parser
 from bot.db_cli import add_db_parser
 from bot.logs import configure as configure_logs
 from bot.policy_cli import add_policy_parser
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_audit_parser(sub)
     add_policy_parser(sub)
     add_db_parser(sub)
+    add_check_parser(sub)
     return parser
 
 

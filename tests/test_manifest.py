@@ -44,6 +44,7 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "views.open": set(),
     "views.update": set(),
     "views.push": set(),
+    "usergroups.list": {"usergroups:read"},  # lrbot check: do the policy's groups exist
     "usergroups.users.list": {"usergroups:read"},
     "users.info": {"users:read"},
     "files.getUploadURLExternal": {"files:write"},
