@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    default_level = "WARNING" if args.command == "demo" else "INFO"
+    # check reports every problem in its own lines: only what it did not foresee is logged.
+    default_level = {"demo": "WARNING", "check": "ERROR"}.get(args.command, "INFO")
     default_format = "json" if args.command == "serve" else "text"
     configure_logs(args.log_level or default_level, args.log_format or default_format)
     handler: Handler = args.handler
