@@ -208,6 +208,20 @@ def _check_groups(run: _Run, slack: WebClient, groups: list[str]) -> None:
 # -- Defender ------------------------------------------------------------------------------
 
 
+def _credential_fix(problem: str) -> str:
+    if problem.startswith("missing settings"):
+        return (
+            "register an app in Entra ID (README: The Entra application) and set its ids and"
+            f" credential; or try {OFFLINE}"
+        )
+    if problem.startswith("DEFENDER_CLIENT_CERTIFICATE"):
+        return (
+            "point DEFENDER_CLIENT_CERTIFICATE at one PEM file holding the unencrypted private"
+            " key and the certificate uploaded to the app"
+        )
+    return "correct that setting (environment or .env)"
+
+
 def _check_sign_in(run: _Run, defender: _Defender) -> None:
     settings = defender.settings
     assert settings is not None
@@ -216,13 +230,7 @@ def _check_sign_in(run: _Run, defender: _Defender) -> None:
         provider = MsalTokenProvider(settings, http_client=defender.msal_http)
         run.token = provider.token()
     except ConfigurationError as exc:
-        run.add(
-            fail(
-                "defender token",
-                str(exc),
-                f"register an app in Entra ID and set its ids and credential; or try {OFFLINE}",
-            )
-        )
+        run.add(fail("defender token", str(exc), _credential_fix(str(exc))))
         return
     except AuthenticationError as exc:
         meaning, fix = sign_in_advice(exc.error, exc.description)

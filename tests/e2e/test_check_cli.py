@@ -19,6 +19,7 @@ from tests.helpers import leaks
 from tests.helpers.bot import APP_TOKEN, APPROVER, BOT_TOKEN, LEADS
 from tests.helpers.defender import SECRET, build_scenario
 from tests.helpers.process import START_SECONDS, World, bot_world
+from tests.helpers.tls import make_client_certificate
 
 CHECKS = (
     "settings",
@@ -219,6 +220,36 @@ def test_checks_after_a_failed_sign_in_are_skipped_with_the_reason(tmp_path: Pat
         outcome = check(world, env)
         for name in ("defender roles", "defender machines", "defender library"):
             assert outcome.line(name) == f"skip  {name}: no Defender token"
+
+
+def test_certificate_problems_are_explained(tmp_path: Path) -> None:
+    # The keys live outside the bot's directory, which the leak guard scans.
+    keys, workdir = tmp_path / "keys", tmp_path / "bot"
+    keys.mkdir()
+    workdir.mkdir()
+    registered = make_client_certificate(keys, "registered")
+    other = make_client_certificate(keys, "other")
+    keyless = keys / "keyless.pem"
+    keyless.write_text(registered.certificate_pem)
+    scenario = build_scenario(client_certificate_pem=registered.certificate_pem)
+    with bot_world(workdir, scenario) as world:
+        Store(world.database_url).close()
+        env = world.environment()
+        del env["DEFENDER_CLIENT_SECRET"]
+
+        good = check(world, {**env, "DEFENDER_CLIENT_CERTIFICATE": str(registered.pem_path)})
+        assert good.status == 0, good.output
+
+        wrong = check(world, {**env, "DEFENDER_CLIENT_CERTIFICATE": str(other.pem_path)})
+        assert wrong.status == 1
+        assert "the certificate was refused" in wrong.line("defender token")
+        assert "AADSTS700027" in wrong.line("defender token")
+
+        unreadable = check(world, {**env, "DEFENDER_CLIENT_CERTIFICATE": str(keyless)})
+        assert unreadable.status == 1
+        line = unreadable.line("defender token")
+        assert "DEFENDER_CLIENT_CERTIFICATE: the PEM file holds no private key" in line
+        assert "unencrypted private key and the certificate" in line
 
 
 def test_an_unreadable_setting_exits_2_naming_it(tmp_path: Path) -> None:
