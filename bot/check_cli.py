@@ -20,7 +20,17 @@ import sqlalchemy as sa
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.check import SETTINGS, CheckResult, exit_status, fail, ok, render, skip, summary
+from bot.check import (
+    SETTINGS,
+    CheckResult,
+    exit_status,
+    fail,
+    ok,
+    render,
+    skip,
+    summary,
+    warn,
+)
 from bot.check_advice import GRANT_ROLES, missing_roles, sign_in_advice, token_roles
 from bot.db_cli import missing_sqlite_file
 from bot.policy import Policy
@@ -114,6 +124,15 @@ def _check_slack(run: _Run, settings: BotSettings) -> None:
     headers = {str(k).lower(): v for k, v in (answer.headers or {}).items()}
     granted = headers.get("x-oauth-scopes")
     granted = granted[0] if isinstance(granted, list) else granted
+    if granted is None:
+        run.add(
+            warn(
+                "slack scopes",
+                "Slack's answer did not list the token's scopes (no x-oauth-scopes header)",
+                "compare the app's Bot Token Scopes with manifest.yml by hand",
+            )
+        )
+        return
     missing = missing_scopes(granted)
     if missing:
         run.add(

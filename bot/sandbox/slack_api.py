@@ -80,8 +80,8 @@ class FakeSlack:
         ``strict_triggers``: a ``trigger_id`` opens one view only (``expired_trigger_id`` after).
         """
         self.token = token
-        # What auth.test's x-oauth-scopes header says the token was granted.
-        self.scopes: tuple[str, ...] = BOT_SCOPES
+        # What auth.test's x-oauth-scopes header says the token was granted (None: no header).
+        self.scopes: tuple[str, ...] | None = BOT_SCOPES
         self._cond = threading.Condition(threading.RLock())
         self._server = _Server((host, 0), _Handler)
         self._server.fake = self  # type: ignore[attr-defined]
@@ -385,7 +385,9 @@ class FakeSlack:
         try:
             if kind == "api":
                 self._check_token(call.token)
-                headers = {"x-oauth-scopes": ",".join(self.scopes)} if name == "auth.test" else {}
+                headers = {}
+                if name == "auth.test" and self.scopes is not None:
+                    headers["x-oauth-scopes"] = ",".join(self.scopes)
                 return _Reply(200, self._ws.call(call.method, call.params), headers)
             if kind == "upload":
                 self._ws.record_upload(name.rsplit("/", 1)[-1], call.body)

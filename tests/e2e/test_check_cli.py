@@ -214,6 +214,16 @@ def test_a_broken_configuration_fails_on_its_line_with_the_fix(case: str, tmp_pa
         assert "problem(s)" in outcome.output.splitlines()[-1]
 
 
+def test_scopes_slack_does_not_list_are_a_warning_not_a_failure(tmp_path: Path) -> None:
+    with bot_world(tmp_path) as world:
+        Store(world.database_url).close()
+        world.slack.scopes = None
+        outcome = check(world)
+        assert outcome.status == 0, outcome.output
+        assert outcome.line("slack scopes").startswith("WARN  slack scopes: Slack's answer did")
+        assert "(1 warning(s))" in outcome.output.splitlines()[-1]
+
+
 def test_checks_after_a_failed_sign_in_are_skipped_with_the_reason(tmp_path: Path) -> None:
     with bot_world(tmp_path) as world:
         env = {**world.environment(), "DEFENDER_CLIENT_SECRET": "not-it"}
