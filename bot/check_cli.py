@@ -49,7 +49,7 @@ from commands.errors import (
     TransportError,
 )
 
-__all__ = ["add_check_parser", "run_checks"]
+__all__ = ["add_check_parser", "bounded_url", "run_checks"]
 
 TIMEOUT_SECONDS = 5.0  # each Slack or Defender call
 OFFLINE = "`lrbot check --offline` (the built-in Defender simulator and a stand-in Slack)"
@@ -335,13 +335,23 @@ def _check_defender(run: _Run, defender: _Defender) -> None:
 # -- database ------------------------------------------------------------------------------
 
 
+def bounded_url(url: str, seconds: float = TIMEOUT_SECONDS) -> str:
+    """The URL with a connect timeout for PostgreSQL (unless it sets one): an unreachable
+    server must not hold the check for the operating system's TCP timeout."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "postgresql" or "connect_timeout" in parsed.query:
+        return url
+    bounded = parsed.update_query_dict({"connect_timeout": str(max(1, round(seconds)))})
+    return bounded.render_as_string(hide_password=False)
+
+
 def _check_database(run: _Run, url: str) -> None:
     shown = shown_url(url)
     try:
         if missing_sqlite_file(url):
             run.add(ok("database", f"{shown}: no file yet; the first `lrbot serve` creates it"))
             return
-        status = schema_status(url)
+        status = schema_status(bounded_url(url))
     except sa.exc.SQLAlchemyError as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         run.add(fail("database", f"{shown}: cannot open: {reason}", "check LRBOT_DATABASE_URL"))

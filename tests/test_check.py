@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from bot.check import SETTINGS, State, exit_status, fail, ok, render, skip, summary, warn
 from bot.check_advice import missing_roles, sign_in_advice, token_roles
+from bot.check_cli import bounded_url
 from bot.slack_scopes import BOT_SCOPES, missing_scopes
 
 MANIFEST = Path(__file__).resolve().parents[1] / "manifest.yml"
@@ -137,3 +138,13 @@ def test_missing_scopes_from_slacks_header() -> None:
         "usergroups:read",
     ]
     assert missing_scopes(None) == list(BOT_SCOPES)
+
+
+# -- the database check's bound ----------------------------------------------------------------
+
+
+def test_postgresql_gets_a_connect_timeout_unless_it_has_one() -> None:
+    url = "postgresql+psycopg://lrbot:pw@db.internal/lrbot"
+    assert bounded_url(url) == f"{url}?connect_timeout=5"
+    assert bounded_url(f"{url}?connect_timeout=2") == f"{url}?connect_timeout=2"
+    assert bounded_url("sqlite:///lrbot.sqlite3") == "sqlite:///lrbot.sqlite3"

@@ -224,6 +224,21 @@ def test_scopes_slack_does_not_list_are_a_warning_not_a_failure(tmp_path: Path) 
         assert "(1 warning(s))" in outcome.output.splitlines()[-1]
 
 
+def test_the_database_check_on_each_engine(database_url: str, tmp_path: Path) -> None:
+    with bot_world(tmp_path, database_url=database_url) as world:
+        empty = check(world)  # nothing there yet: the first lrbot serve creates the tables
+        assert empty.status == 0, empty.output
+        assert "creates" in empty.line("database")
+        Store(database_url).close()
+        current = check(world)
+        assert current.status == 0, current.output
+        assert current.line("database").endswith("up to date")
+        _behind(world)
+        behind = check(world)
+        assert behind.status == 1
+        assert behind.line("database").endswith("Fix: run `lrbot db upgrade`")
+
+
 def test_checks_after_a_failed_sign_in_are_skipped_with_the_reason(tmp_path: Path) -> None:
     with bot_world(tmp_path) as world:
         env = {**world.environment(), "DEFENDER_CLIENT_SECRET": "not-it"}
