@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "OFFLINE",
     "SETTINGS",
+    "TIMEOUT_SECONDS",
     "CheckResult",
     "State",
     "exit_status",
@@ -25,6 +27,8 @@ __all__ = [
 ]
 
 SETTINGS = "settings"  # the check whose failure means nothing else could be read (exit 2)
+TIMEOUT_SECONDS = 5.0  # each Slack or Defender call: the whole check ends in seconds
+OFFLINE = "`lrbot check --offline` (the built-in Defender simulator and a stand-in Slack)"
 
 
 class State(enum.StrEnum):
