@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from bot.audit_cli import add_audit_parser
+from bot.check_cli import add_check_parser
 from bot.db_cli import add_db_parser
 from bot.logs import configure as configure_logs
 from bot.policy_cli import add_policy_parser
@@ -77,12 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_audit_parser(sub)
     add_policy_parser(sub)
     add_db_parser(sub)
+    add_check_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    default_level = "WARNING" if args.command == "demo" else "INFO"
+    # check reports every problem in its own lines: only what it did not foresee is logged.
+    default_level = {"demo": "WARNING", "check": "ERROR"}.get(args.command, "INFO")
     default_format = "json" if args.command == "serve" else "text"
     configure_logs(args.log_level or default_level, args.log_format or default_format)
     handler: Handler = args.handler

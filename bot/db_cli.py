@@ -24,7 +24,7 @@ from bot.settings import BotSettings
 from bot.store import schema_status, shown_url, upgrade_schema
 from commands.errors import ConfigurationError
 
-__all__ = ["add_db_parser", "database_url"]
+__all__ = ["add_db_parser", "database_url", "missing_sqlite_file"]
 
 
 class _DatabaseSettings(BaseSettings):
@@ -51,7 +51,8 @@ def database_url() -> str:
     return url
 
 
-def _missing_sqlite_file(url: str) -> bool:
+def missing_sqlite_file(url: str) -> bool:
+    """A SQLite URL naming a file that does not exist (reading must not create it)."""
     parsed = sa.make_url(url)
     database = parsed.database or ""
     return (
@@ -70,7 +71,7 @@ def _failed(url: str, exc: sa.exc.SQLAlchemyError) -> int:
 def _current(_args: argparse.Namespace) -> int:
     url = database_url()
     try:
-        if _missing_sqlite_file(url):  # reading must not create the file
+        if missing_sqlite_file(url):  # reading must not create the file
             status = SchemaStatus(SchemaState.EMPTY, None, head())
         else:
             status = schema_status(url)

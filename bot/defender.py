@@ -20,7 +20,7 @@ from commands.client import DefenderClient
 from commands.config import DefenderSettings, load_defender_settings
 from commands.simulator import ScaledClock, Scenario, SimulatorServer, demo_scenario
 
-__all__ = ["real_defender", "simulated_defender"]
+__all__ = ["real_defender", "simulated_defender", "simulator_sign_in"]
 
 log = logging.getLogger(__name__)
 
@@ -58,18 +58,7 @@ def simulated_defender(
     ``budget`` as for ``real_defender``; it counts real seconds, so with ``time_scale``
     above 1 it paces more strictly than the simulator's faster clock requires.
     """
-    scenario = scenario or demo_scenario()
-    with SimulatorServer(scenario, clock=ScaledClock(time_scale), tls=True) as sim:
-        assert sim.ca_pem_path is not None
-        trust = ssl.create_default_context(cafile=str(sim.ca_pem_path))
-        settings = load_defender_settings(
-            api_url=sim.base_url,
-            authority_host=sim.authority_host,
-            tenant_id=scenario.tenant_id,
-            client_id=scenario.client_id,
-            client_secret=scenario.client_secret,
-        )
-        msal_http = httpx.Client(verify=trust, timeout=10)
+    with simulator_sign_in(scenario, time_scale=time_scale) as (sim, settings, msal_http, trust):
         client = DefenderClient(
             settings,
             token_provider=MsalTokenProvider(settings, http_client=msal_http),
@@ -82,4 +71,24 @@ def simulated_defender(
             yield client, sim
         finally:
             client.close()
-            msal_http.close()
+
+
+@contextlib.contextmanager
+def simulator_sign_in(
+    scenario: Scenario | None = None, *, time_scale: float = 1.0
+) -> Iterator[tuple[SimulatorServer, DefenderSettings, httpx.Client, ssl.SSLContext]]:
+    """A simulator on loopback (TLS), the settings that name it, an HTTP client for MSAL
+    that trusts it, and that trust for the API's clients."""
+    scenario = scenario or demo_scenario()
+    with SimulatorServer(scenario, clock=ScaledClock(time_scale), tls=True) as sim:
+        assert sim.ca_pem_path is not None
+        trust = ssl.create_default_context(cafile=str(sim.ca_pem_path))
+        settings = load_defender_settings(
+            api_url=sim.base_url,
+            authority_host=sim.authority_host,
+            tenant_id=scenario.tenant_id,
+            client_id=scenario.client_id,
+            client_secret=scenario.client_secret,
+        )
+        with httpx.Client(verify=trust, timeout=10) as msal_http:
+            yield sim, settings, msal_http, trust

@@ -363,6 +363,14 @@ class DefenderClient:
         data = self._get(f"/api/machines/{_segment(machine_id)}")
         return _model(Machine, data, "get machine")
 
+    def sample_machines(self, top: int = 1) -> list[Machine]:
+        """The first ``top`` machines (one page, no more): does the machines endpoint answer?"""
+        page = self._get("/api/machines", {"$top": str(top)})
+        values = page.get("value") if isinstance(page, dict) else None
+        if not isinstance(values, list):
+            raise DefenderError("Defender's answer to list machines has no value list")
+        return [_model(Machine, m, "list machines") for m in values[:top]]
+
     def find_machines_by_name(self, name: str) -> list[Machine]:
         """Machines whose DNS name starts with ``name`` (compared in lower case)."""
         where = f"startswith(computerDnsName,{odata.literal(normalise_host(name))})"

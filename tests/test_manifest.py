@@ -19,21 +19,17 @@ import pytest
 import yaml
 from slack_sdk import WebClient
 
+from bot import slack_scopes
+
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT / "manifest.yml"
 SCHEMA = Path(__file__).resolve().parent / "data" / "slack-manifest.schema.json"
 SHARED_SCHEMA = ROOT.parent / "shared" / "data" / "slack-manifest.schema.json"
 BOT_SOURCES = ROOT / "bot"
 
-BOT_SCOPES = {
-    "commands",
-    "chat:write",
-    "chat:write.public",
-    "files:write",
-    "im:write",
-    "usergroups:read",
-    "users:read",
-}
+# What the bot asks for (``lrbot check`` compares the token's scopes with it): the manifest
+# must hold exactly these, and every one must be needed below.
+BOT_SCOPES = set(slack_scopes.BOT_SCOPES)
 
 # Every Web API method the bot may call, with the bot scopes it needs. Calling anything
 # else (conversations.info needs channels:read, for one) fails the source check below.
@@ -47,6 +43,7 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "views.push": set(),
     "views.publish": set(),  # the App Home tab
     "conversations.open": {"im:write"},  # the requester's DM
+    "usergroups.list": {"usergroups:read"},  # lrbot check: do the policy's groups exist
     "usergroups.users.list": {"usergroups:read"},
     "users.info": {"users:read"},
     "files.getUploadURLExternal": {"files:write"},

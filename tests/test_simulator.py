@@ -10,6 +10,7 @@ import json
 import socket
 import ssl
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ import httpx
 import pytest
 
 from commands.simulator import (
+    TOKEN_MARKER,
     Fault,
     ManualClock,
     ScaledClock,
@@ -205,6 +207,34 @@ def test_token_refusals(env: Env, form: dict[str, str], status: int, error: str)
     assert body["error"] == error
     assert body["error_description"].startswith("AADSTS")
     assert "sim-secret" not in answer.text
+
+
+def test_tokens_are_jwt_shaped_with_the_claims_a_client_reads(env: Env) -> None:
+    token = env.token().json()["access_token"]
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["typ"] == "JWT"
+    assert claims["roles"] == ["Machine.LiveResponse", "Machine.Read.All", "Library.Manage"]
+    assert (claims["tid"], claims["appid"]) == (TENANT, "lrbot-sim")
+    assert claims["aud"] == "https://api.securitycenter.microsoft.com"
+    assert claims["exp"] > time.time()
+    assert signature.startswith(TOKEN_MARKER)  # the leak guard's needle
+
+
+def test_token_roles_and_consent_come_from_the_scenario() -> None:
+    with simulator(token_roles=("Machine.Read.All",)) as env:
+        payload = env.token().json()["access_token"].split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        assert claims["roles"] == ["Machine.Read.All"]
+    clock = ManualClock()
+    with (
+        SimulatorServer(build_scenario(admin_consent=False), clock=clock) as sim,
+        client(sim.base_url) as api,
+    ):
+        answer = Env(sim, clock, api).token()
+        assert answer.status_code == 400
+        assert answer.json()["error_codes"] == [65001]
+        assert "access_token" not in answer.json()
 
 
 def test_token_for_unknown_tenant(env: Env) -> None:

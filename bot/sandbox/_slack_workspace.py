@@ -59,6 +59,7 @@ class Workspace:
             "views.open": self._m_views_open,
             "views.push": self._m_views_push,
             "views.update": self._m_views_update,
+            "usergroups.list": self._m_usergroups_list,
             "usergroups.users.list": self._m_usergroups_users_list,
             "users.info": self._m_users_info,
             "conversations.info": self._m_conversations_info,
@@ -250,6 +251,13 @@ class Workspace:
         raise SlackError("not_found")
 
     # -- directory ------------------------------------------------------------------------
+
+    def _m_usergroups_list(self, p: JsonDict) -> JsonDict:
+        groups = [
+            {"id": group, "team_id": TEAM_ID, "handle": group.lower(), "user_count": len(users)}
+            for group, users in self.usergroups.items()
+        ]
+        return {"usergroups": groups}
 
     def _m_usergroups_users_list(self, p: JsonDict) -> JsonDict:
         group = str(p.get("usergroup", ""))

@@ -45,6 +45,7 @@ from bot.sandbox._slack_records import (
     UploadedFile,
 )
 from bot.sandbox._slack_workspace import BOT_ID, BOT_USER_ID, TEAM_ID, Workspace
+from bot.slack_scopes import BOT_SCOPES
 
 __all__ = [
     "BOT_ID",
@@ -79,6 +80,8 @@ class FakeSlack:
         ``strict_triggers``: a ``trigger_id`` opens one view only (``expired_trigger_id`` after).
         """
         self.token = token
+        # What auth.test's x-oauth-scopes header says the token was granted (None: no header).
+        self.scopes: tuple[str, ...] | None = BOT_SCOPES
         self._cond = threading.Condition(threading.RLock())
         self._server = _Server((host, 0), _Handler)
         self._server.fake = self  # type: ignore[attr-defined]
@@ -399,7 +402,10 @@ class FakeSlack:
         try:
             if kind == "api":
                 self._check_token(call.token)
-                return _Reply(200, self._ws.call(call.method, call.params))
+                headers = {}
+                if name == "auth.test" and self.scopes is not None:
+                    headers["x-oauth-scopes"] = ",".join(self.scopes)
+                return _Reply(200, self._ws.call(call.method, call.params), headers)
             if kind == "upload":
                 self._ws.record_upload(name.rsplit("/", 1)[-1], call.body)
                 return _Reply(200, None, text=f"OK - {len(call.body)}")

@@ -1,6 +1,8 @@
 """The sign-in authority: client credentials (secret or signed assertion) and bearer tokens.
 
-Tokens are opaque random strings (marked with ``TOKEN_MARKER``) that expire after
+Tokens are shaped like Entra's, ``header.payload.signature`` (base64url JSON, unsigned:
+the signature part is random and carries ``TOKEN_MARKER``), with the claims a client may
+read (``roles``, ``tid``, ``appid``, ``aud``, ``exp``); they expire after
 ``token_lifetime_seconds`` of clock time. Client assertions are checked with
 ``cryptography``: RS256 or PS256 signature by the configured certificate's key, then
 ``iss``/``sub``/``aud``/``exp`` loosely (wall-clock time, five minutes of leeway, since
@@ -25,9 +27,17 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from commands.simulator.errors import OAuthError
 from commands.simulator.scenario import Scenario
 
-__all__ = ["TOKEN_MARKER", "TokenStore", "check_client", "verify_assertion"]
+__all__ = [
+    "TOKEN_MARKER",
+    "TokenStore",
+    "check_client",
+    "check_consent",
+    "jwt_shaped",
+    "token_claims",
+    "verify_assertion",
+]
 
-# Every issued token starts with this: tests look for it in everything the bot writes down.
+# Every issued token holds this: tests look for it in everything the bot writes down.
 TOKEN_MARKER = "LRBOTSIMTOKEN"
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -40,8 +50,8 @@ class TokenStore:
     def __init__(self) -> None:
         self._expiry: dict[str, float] = {}
 
-    def issue(self, now: float, lifetime: float) -> str:
-        token = f"{TOKEN_MARKER}.{secrets.token_urlsafe(32)}"
+    def issue(self, now: float, lifetime: float, claims: Mapping[str, Any] | None = None) -> str:
+        token = jwt_shaped(dict(claims or {}))
         self._expiry[token] = now + lifetime
         return token
 
@@ -52,6 +62,32 @@ class TokenStore:
     def expire_all(self, now: float) -> None:
         for token in self._expiry:
             self._expiry[token] = min(self._expiry[token], now)
+
+
+def _b64url_json(value: Mapping[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+
+def jwt_shaped(claims: Mapping[str, Any]) -> str:
+    """An unsigned token shaped like a JWT; the signature part is random, after the marker."""
+    header = {"typ": "JWT", "alg": "RS256", "kid": "lrbot-simulator"}
+    signature = f"{TOKEN_MARKER}{secrets.token_urlsafe(32)}"
+    return f"{_b64url_json(header)}.{_b64url_json(claims)}.{signature}"
+
+
+def token_claims(scenario: Scenario, scope: str, wall: float, lifetime: float) -> dict[str, Any]:
+    """What an app-only access token says: tenant, app, audience, expiry and roles."""
+    audience = next((s for s in scope.split() if s.endswith("/.default")), scope)
+    return {
+        "aud": audience.removesuffix("/.default"),
+        "iss": f"https://sts.windows.net/{scenario.tenant_id}/",
+        "iat": int(wall),
+        "nbf": int(wall),
+        "exp": int(wall + lifetime),
+        "appid": scenario.client_id,
+        "tid": scenario.tenant_id,
+        "roles": list(scenario.token_roles),
+    }
 
 
 def _missing(name: str) -> OAuthError:
@@ -110,6 +146,19 @@ def _check_secret(secret: str, scenario: Scenario) -> None:
             7000215,
             "Invalid client secret provided. Ensure the secret being sent in the request is the"
             " client secret value, not the client secret ID.",
+        )
+
+
+def check_consent(scenario: Scenario, scope: str) -> None:
+    """Refuse a token when no admin has consented to the app's permissions (AADSTS65001)."""
+    if not scenario.admin_consent:
+        raise OAuthError(
+            400,
+            "invalid_grant",
+            65001,
+            f"The user or administrator has not consented to use the application with ID"
+            f" '{scenario.client_id}'. Send an interactive authorization request for this user"
+            f" and resource ({scope}).",
         )
 
 

@@ -12,7 +12,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["Scenario", "SimFile", "SimLibraryFile", "SimMachine", "SimScript"]
+__all__ = ["DEFAULT_ROLES", "Scenario", "SimFile", "SimLibraryFile", "SimMachine", "SimScript"]
+
+# What Defender's live response needs, and what a tenant set up for lrbot grants.
+DEFAULT_ROLES = ("Machine.LiveResponse", "Machine.Read.All", "Library.Manage")
 
 _MACHINE_ID = re.compile(r"[0-9a-f]{40}")
 
@@ -111,6 +114,10 @@ class Scenario(_Config):
     client_secret: str | None = "sim-secret"
     client_certificate_pem: str | None = None  # accept client assertions signed by its key
     token_lifetime_seconds: float = Field(3600, gt=0)
+    # The application permissions granted (admin consented) to the app: the tokens' roles.
+    token_roles: tuple[str, ...] = DEFAULT_ROLES
+    # False: no admin has consented to the app's permissions; tokens are refused (AADSTS65001).
+    admin_consent: bool = True
     machines: list[SimMachine] = Field(default_factory=list)
     library: list[SimLibraryFile] = Field(default_factory=list)
     scripts: dict[str, SimScript] = Field(default_factory=dict)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from commands.simulator.admission import admit
-from commands.simulator.auth import TokenStore, check_client
+from commands.simulator.auth import TokenStore, check_client, check_consent, token_claims
 from commands.simulator.clock import Clock
 from commands.simulator.errors import SimError
 from commands.simulator.library import Blob, BlobStore, Library
@@ -75,11 +75,14 @@ class SimState:
 
     def issue_token(self, form: Mapping[str, str], token_url: str) -> dict[str, Any]:
         """Answer a token request (``expires_in`` in real seconds), or raise ``OAuthError``."""
-        check_client(form, self.scenario, token_url, time.time())
+        wall = time.time()
+        check_client(form, self.scenario, token_url, wall)
+        check_consent(self.scenario, form["scope"])
         lifetime = self.scenario.token_lifetime_seconds
-        with self._lock:
-            token = self._tokens.issue(self.clock.now(), lifetime)
         real = max(1, round(lifetime / self.clock.scale))
+        claims = token_claims(self.scenario, form["scope"], wall, real)
+        with self._lock:
+            token = self._tokens.issue(self.clock.now(), lifetime, claims)
         return {
             "token_type": "Bearer",
             "expires_in": real,
