@@ -135,6 +135,7 @@ def test_missing_scopes_from_slacks_header() -> None:
     assert missing_scopes("commands, chat:write,users:read,extra:scope") == [
         "chat:write.public",
         "files:write",
+        "im:write",
         "usergroups:read",
     ]
     assert missing_scopes(None) == list(BOT_SCOPES)

@@ -104,7 +104,7 @@ def _behind(world: World) -> None:
 
 
 def _fewer_scopes(world: World) -> None:
-    world.slack.scopes = ("commands", "chat:write", "chat:write.public", "files:write")
+    world.slack.scopes = ("commands", "chat:write", "chat:write.public", "files:write", "im:write")
 
 
 def _library_fails(world: World) -> None:
