@@ -14,6 +14,7 @@ import random
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path, PureWindowsPath
 from typing import Any, Protocol
 
@@ -21,6 +22,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import views
+from bot.batch_delivery import BatchDelivery
 from bot.logs import about
 from bot.metrics import Metrics
 from bot.records import OutboxItem, RequestRecord
@@ -89,6 +91,8 @@ class Deliverer:
         self._replied: set[int] = set()
         # Result items (and what came of them) already in the audit trail.
         self._audited: set[tuple[int, str]] = set()
+        # Batch requests' message, thread and summary (bot/batch_delivery.py), when wired.
+        self.batches: BatchDelivery | None = None
 
     def start(self) -> None:
         self.results_dir.mkdir(parents=True, exist_ok=True)
@@ -167,6 +171,9 @@ class Deliverer:
     # -- one item -----------------------------------------------------------------------
 
     def _deliver(self, item: OutboxItem) -> None:
+        if self.batches is not None and self.batches.owns(item):
+            self._deliver_batch(self.batches, item)
+            return
         record = self.store.get(item.request_id)
         if record is None:
             self._give_up(item, "request not found")
@@ -181,6 +188,8 @@ class Deliverer:
         try:
             if item.kind == "post_request":
                 self._post_request(record)
+            elif item.kind == "update_request" and record.batch_id and self.batches:
+                self.batches.update_for(record, self._updater())
             elif item.kind == "update_request":
                 message = views.request_message(record, self.clock())
                 self._call(
@@ -206,6 +215,23 @@ class Deliverer:
         self.store.outbox_done(item.id, now)
         if self.metrics is not None and item.kind == "reply" and item.created_at is not None:
             self.metrics.status_replied((now - item.created_at).total_seconds())
+        if self.batches is not None:
+            self.batches.after(record)
+
+    def _updater(self) -> Callable[..., Any]:
+        return partial(self._call, self.slack.chat_update)
+
+    def _deliver_batch(self, batches: BatchDelivery, item: OutboxItem) -> None:
+        try:
+            problem = batches.deliver(
+                item, partial(self._call, self.slack.chat_postMessage), self._updater()
+            )
+        except _Permanent as exc:
+            problem = str(exc)
+        if problem is not None:
+            self._give_up(item, problem)
+            return
+        self.store.outbox_done(item.id, self.clock())
 
     def _post_request(self, record: RequestRecord) -> None:
         if record.message_ts is not None:
@@ -220,6 +246,8 @@ class Deliverer:
         self.store.set_message_ts(record.id, str(response["ts"]))
 
     def _reply(self, record: RequestRecord, text: str, blocks: list[dict[str, Any]] | None) -> None:
+        if record.batch_id is not None:
+            text, blocks = BatchDelivery.reply_for(record, text, blocks)
         self._call(
             self.slack.chat_postMessage,
             channel=record.channel,
