@@ -15,11 +15,10 @@ from typing import Any
 from bot import views
 from bot.batch_store import BatchRecord, BatchStore, batch_digest
 from bot.ids import DIGEST_IN_BUTTON
-from bot.intake import Accepted, machine_card
-from bot.lifecycle import Lifecycle, Outcome, change_transition, new_request_id
+from bot.intake import Accepted
+from bot.lifecycle import Lifecycle, Outcome, change_transition, creation, new_request_id
 from bot.records import RequestRecord, RequestState
 from bot.store import Transition
-from commands.digest import payload_digest
 
 __all__ = ["BatchLifecycle", "new_batch_id"]
 
@@ -45,50 +44,17 @@ class BatchLifecycle:
     def create(self, user: str, channel: str, accepted: list[Accepted]) -> BatchRecord:
         """Store the batch and one request per device; the outbox posts the one message."""
         now = self.clock()
-        first = accepted[0]
-        needs = self.lifecycle.policy.requirement(first.commands)
-        library = dict(first.library)
         batch_id = new_batch_id()
         members: list[tuple[RequestRecord, Transition]] = []
         for position, item in enumerate(accepted):
             # A microsecond apart: the members keep the order the analyst named them in.
-            created = now + timedelta(microseconds=position)
-            record = RequestRecord(
-                id=new_request_id(),
-                created_at=created,
-                updated_at=created,
-                requester=user,
-                channel=channel,
-                machine_id=item.machine.id,
-                machine_name=item.machine.name,
-                machine=machine_card(item.machine, item.active_action),
-                commands=first.commands,
-                justification=first.justification,
-                ticket=first.ticket,
-                state=RequestState.AWAITING_APPROVAL,
-                expires_at=now + timedelta(minutes=needs.approval_minutes),
-                digest=payload_digest(item.machine.id, first.commands, library),
-                library=library,
-                approvals_needed=needs.approvals,
-                batch_id=batch_id,
+            at = now + timedelta(microseconds=position)
+            record = self.lifecycle.new_record(user, channel, item, at, batch_id=batch_id)
+            # One approval window for the whole batch.
+            record = record.with_changes(
+                expires_at=members[0][0].expires_at if members else record.expires_at
             )
-            transition = (
-                Transition()
-                .event(
-                    "requested",
-                    user,
-                    machine_id=record.machine_id,
-                    commands=record.commands.model_dump(mode="json"),
-                    library=library,
-                    justification=record.justification,
-                    ticket=record.ticket,
-                    digest=record.digest,
-                    approvals_needed=record.approvals_needed,
-                    batch_id=batch_id,
-                )
-                .event("validated", None, machine_id=record.machine_id, library=library)
-            )
-            members.append((record, transition))
+            members.append((record, creation(record)))
         batch = BatchRecord(
             id=batch_id,
             created_at=now,
@@ -102,7 +68,7 @@ class BatchLifecycle:
             batch_id,
             user,
             len(members),
-            len(first.commands),
+            len(accepted[0].commands),
             extra={"request_id": batch_id},
         )
         return batch
