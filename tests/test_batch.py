@@ -136,7 +136,7 @@ def test_the_summary_is_a_table_of_device_status_duration_and_results() -> None:
     assert summary.text.startswith("Batch finished: 1 of 3 devices succeeded.")
     lines = summary.text.splitlines()
     assert lines[1].split() == ["Device", "Final", "status", "Duration", "Results"]
-    assert lines[2].split() == ["srv-000.contoso.com", "Succeeded", "3", "min", "12", "s", "2"]
+    assert lines[2].split() == ["srv-000.contoso.com", "Succeeded", "4", "min", "12", "s", "2"]
     assert lines[3].split()[:2] == ["srv-001.contoso.com", "Failed"]
     assert lines[4].split() == ["srv-002.contoso.com", "rejected", "-", "0"]
 

@@ -139,7 +139,8 @@ def member_reply(record: RequestRecord, text: str, blocks: list[dict[str, Any]] 
 
 
 def _duration(record: RequestRecord) -> str:
-    start = record.started_at or record.submitted_at
+    # As the device's final reply counts it: from submission to Defender's final word.
+    start = record.submitted_at or record.started_at
     if start is None or record.finished_at is None:
         return "-"
     return human_duration(seconds_between(start, record.finished_at))
