@@ -9,7 +9,7 @@ from typing import Any
 from bot.ids import Action, Block
 from bot.records import RequestRecord, RequestState
 from commands.simulator.scenario import Scenario
-from tests.helpers.bot import APPROVER, CHANNEL, JUSTIFICATION, BotHarness, running_bot
+from tests.helpers.bot import APPROVER, CHANNEL, JUSTIFICATION, REQUESTER, BotHarness, running_bot
 from tests.helpers.defender import build_scenario
 
 SRV = [f"srv-{i:03d}.contoso.com" for i in range(30)]
@@ -78,10 +78,11 @@ def _runs_to_end(bot: BotHarness, message: Any, devices: list[str]) -> list[str]
 
 
 def test_a_batch_by_hostnames_is_one_message_one_approval_and_one_run_per_device(
-    tmp_path: Path,
+    tmp_path: Path, database_url: str
 ) -> None:
+    """On SQLite and on PostgreSQL: the members are locked and moved together."""
     devices = SRV[:3]
-    with running_bot(tmp_path) as bot:
+    with running_bot(tmp_path, env={"LRBOT_DATABASE_URL": database_url}) as bot:
         # Separators of every kind, and a device named twice, count once.
         message = _batch(
             bot, f"{devices[0]},{devices[1]} {devices[2]}, {devices[0]}", "runscript ok.ps1"
@@ -164,3 +165,20 @@ def test_the_run_rate_holds_for_a_batch_bigger_than_it(tmp_path: Path) -> None:
         runs = [p for p in bot.defender.api_requests("POST") if "runliveresponse" in p.path]
         assert len(runs) == 2
         assert sum(r.state is RequestState.APPROVED for r in _members(bot, message)) == 3
+
+
+def test_the_requester_cannot_approve_and_a_withdrawal_closes_every_device(
+    tmp_path: Path,
+) -> None:
+    with running_bot(tmp_path) as bot:
+        message = _batch(bot, f"{SRV[0]},{SRV[1]}", "runscript ok.ps1")
+        bot.click(Action.BATCH_APPROVE, message, REQUESTER)
+        refusal = bot.wait(lambda: bot.slack.ephemerals(REQUESTER), "the refusal")
+        assert "cannot approve" in refusal[0].text
+        assert all(r.state is RequestState.AWAITING_APPROVAL for r in _members(bot, message))
+
+        bot.click(Action.BATCH_WITHDRAW, message, REQUESTER)
+        bot.wait_reply(message, "Withdrawn")
+        assert bot.wait_reply(message, "Batch finished").count("withdrawn") == 2
+        assert all(r.state is RequestState.WITHDRAWN for r in _members(bot, message))
+        assert bot.buttons(message) == set()
