@@ -3,12 +3,13 @@ its members' replies and message updates redirected to the batch's message and t
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from bot.batch_store import BatchStore
+from bot.batch_store import BatchRecord, BatchStore
 from bot.records import OutboxItem, RequestRecord
 from bot.views.batch import batch_message, batch_summary, member_reply
 from bot.views.common import Message
@@ -29,6 +30,9 @@ class BatchDelivery:
     def __init__(self, batches: BatchStore, clock: Callable[[], datetime]) -> None:
         self.batches = batches
         self.clock = clock
+        # What each batch message last showed: most member changes (a command's progress)
+        # do not change it, and 20 devices' rewrites would eat Slack's chat.update limit.
+        self._shown: dict[str, str] = {}
 
     def owns(self, item: OutboxItem) -> bool:
         return item.kind in BATCH_ITEMS
@@ -49,14 +53,12 @@ class BatchDelivery:
         if batch.message_ts is None:
             return "the batch message was never posted"
         if item.kind == "update_batch":
-            message = batch_message(batch.id, batch.digest, members, self.clock())
-            update(
-                channel=batch.channel, ts=batch.message_ts, text=message.text, blocks=message.blocks
-            )
+            self._rewrite(batch, members, update)
             # A decision that ends every member (a rejection) gives them no items of their own.
             self.after(members[0])
             return None
         if item.kind == "batch_summary":
+            self._shown.pop(batch.id, None)  # the last word: keep nothing for it
             message = batch_summary(members, self.batches.results_posted(batch.id))
         else:
             message = Message(text=item.payload["text"], blocks=item.payload.get("blocks") or [])
@@ -74,9 +76,15 @@ class BatchDelivery:
         batch = self.batches.get(record.batch_id)
         if batch is None or batch.message_ts is None:
             return
-        members = self.batches.members(batch.id)
+        self._rewrite(batch, self.batches.members(batch.id), update)
+
+    def _rewrite(self, batch: BatchRecord, members: list[RequestRecord], update: Call) -> None:
         message = batch_message(batch.id, batch.digest, members, self.clock())
+        shown = json.dumps([message.text, message.blocks], sort_keys=True)
+        if self._shown.get(batch.id) == shown:
+            return
         update(channel=batch.channel, ts=batch.message_ts, text=message.text, blocks=message.blocks)
+        self._shown[batch.id] = shown
 
     @staticmethod
     def reply_for(

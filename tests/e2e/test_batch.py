@@ -3,6 +3,7 @@ the one thread, and a summary table once every run has ended."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +51,13 @@ def _members(bot: BotHarness, message: Any) -> list[RequestRecord]:
     """The batch's requests, in the order named (their message is the batch's)."""
 
     def found() -> list[RequestRecord]:
+        # Each record is its own read (on PostgreSQL, its own snapshot): wait for them all.
         records = bot.store_runtime.store.in_states(list(RequestState))
-        return sorted(
-            (r for r in records if r.message_ts == message.ts), key=lambda r: r.created_at
-        )
+        batch = {r.batch_id for r in records if r.message_ts == message.ts}
+        members = [r for r in records if r.batch_id in batch]
+        if any(m.message_ts != message.ts for m in members):
+            return []
+        return sorted(members, key=lambda r: r.created_at)
 
     return bot.wait(found, "the batch's members to know its message")
 
@@ -182,3 +186,24 @@ def test_the_requester_cannot_approve_and_a_withdrawal_closes_every_device(
         assert bot.wait_reply(message, "Batch finished").count("withdrawn") == 2
         assert all(r.state is RequestState.WITHDRAWN for r in _members(bot, message))
         assert bot.buttons(message) == set()
+
+
+def test_a_device_with_an_active_action_is_flagged_and_holds_up_no_other(tmp_path: Path) -> None:
+    with running_bot(tmp_path) as bot:
+        busy = bot.request(SRV[0], "runscript hang.ps1")
+        bot.click(Action.APPROVE, busy, APPROVER)
+        bot.wait_reply(busy, "Submitted to Defender")
+
+        message = _batch(bot, f"{SRV[0]},{SRV[1]}", "runscript ok.ps1")
+        shown = json.dumps(bot.current(message).blocks)
+        assert "has an active action: waits for it" in shown
+        bot.click(Action.BATCH_APPROVE, message, APPROVER)
+        bot.wait_reply(message, f"[{SRV[1]}] Submitted to Defender")
+        waiting, running = _members(bot, message)
+        store = bot.store_runtime.store
+        # Its wait is said in the thread, named for the device.
+        assert "active on this device" in bot.wait_reply(message, f"[{SRV[0]}]")
+        assert any(e["kind"] == "waiting" for e in store.events_of(waiting.id))
+        assert store.get(waiting.id).state is RequestState.APPROVED  # type: ignore[union-attr]
+        runs = [p.path for p in bot.defender.api_requests("POST") if "runliveresponse" in p.path]
+        assert [r.split("/")[3] for r in runs] == [waiting.machine_id, running.machine_id]
