@@ -17,6 +17,7 @@ from bot.ids import Action
 from bot.records import RequestRecord, RequestState
 from bot.store import Store, Transition
 from bot.views.batch import batch_message, batch_summary, member_reply
+from tests.helpers.defender import build_scenario, running_harness
 from tests.test_views import ALL_RECORDS, NOW, check_message, make_record, mrkdwn_texts
 
 # --- the device field --------------------------------------------------------------------
@@ -209,3 +210,25 @@ def test_when_one_member_has_moved_on_no_member_is_approved(tmp_path: Path) -> N
     assert rejected is None
     assert [m.state for m in batches.members("lb-00000001")].count(RequestState.REJECTED) == 0
     batches.store.close()
+
+
+# --- Defender: machines by tag -------------------------------------------------------------
+
+
+def test_machines_by_tag_are_found_exactly_and_regardless_of_case() -> None:
+    scenario = build_scenario()
+    machines = [
+        m.model_copy(update={"machine_tags": ["Finance", "VIP"]})
+        if m.computer_dns_name.startswith("srv-00")
+        else m.model_copy(update={"machine_tags": ["Finance-old"]})
+        for m in scenario.machines
+    ]
+    with (
+        running_harness(scenario.model_copy(update={"machines": machines})) as defender,
+        defender.client() as client,
+    ):
+        found = client.machines_by_tag("finance")
+        assert sorted(m.name for m in found) == [f"srv-00{i}.contoso.com" for i in range(10)]
+        assert client.machines_by_tag("nobody") == []
+        call = next(r for r in defender.api_requests("GET") if "findbytag" in r.path)
+        assert call.query == {"tag": "finance", "useStartsWithFilter": "false"}
