@@ -16,7 +16,14 @@ from bot import views
 from bot.batch_store import BatchRecord, BatchStore, batch_digest
 from bot.ids import DIGEST_IN_BUTTON
 from bot.intake import Accepted
-from bot.lifecycle import Lifecycle, Outcome, change_transition, creation, new_request_id
+from bot.lifecycle import (
+    CANCELLABLE,
+    Lifecycle,
+    Outcome,
+    change_transition,
+    creation,
+    new_request_id,
+)
 from bot.records import RequestRecord, RequestState
 from bot.store import Transition
 
@@ -113,6 +120,16 @@ class BatchLifecycle:
         if not decision:
             return Outcome(False, views.sentence(decision.reason))
         return self._close(batch_id, user, RequestState.WITHDRAWN, "withdrawn")
+
+    def cancel(self, batch_id: str, user: str) -> Outcome:
+        """Cancel every member still queued or running, each as a single run is cancelled."""
+        members = self.batches.members(batch_id)
+        outcomes = [self.lifecycle.cancel(m.id, user) for m in members if m.state in CANCELLABLE]
+        if not outcomes:
+            return Outcome(False, f"Batch {batch_id} has no run left to cancel.")
+        if any(o.ok for o in outcomes):
+            return Outcome(True)
+        return outcomes[0]
 
     def _close(self, batch_id: str, user: str, state: RequestState, kind: str) -> Outcome:
         now = self.clock()

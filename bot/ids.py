@@ -25,6 +25,7 @@ class Action(StrEnum):
     BATCH_APPROVE = "lr_batch_approve"
     BATCH_REJECT = "lr_batch_reject"
     BATCH_WITHDRAW = "lr_batch_withdraw"
+    BATCH_CANCEL = "lr_batch_cancel"
     VALUE = "value"  # the action id of every input element inside an input block
 
 

@@ -116,6 +116,8 @@ def test_the_batch_message_is_valid_for_twenty_devices_in_every_state(
         assert actions == {Action.BATCH_APPROVE, Action.BATCH_REJECT, Action.BATCH_WITHDRAW}
         [approve] = [e for e in _buttons(message.blocks) if e["action_id"] == Action.BATCH_APPROVE]
         assert approve["value"] == "lb-00000001:" + "f" * 24
+    elif state in (RequestState.APPROVED, RequestState.PENDING, RequestState.IN_PROGRESS):
+        assert actions == {Action.BATCH_CANCEL}
     else:
         assert actions == set()
 

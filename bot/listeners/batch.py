@@ -64,13 +64,17 @@ def register(app: App, services: Services) -> None:
             ack()
             return
         outcome: Outcome
-        if clicked is Action.BATCH_APPROVE:
+        if clicked is Action.BATCH_CANCEL:
+            ack()  # cancelling asks Defender, and Slack waits 3 s at most
+            outcome = batches.cancel(batch_id, user)
+        elif clicked is Action.BATCH_APPROVE:
             outcome = batches.decide(batch_id, user, approve=True, digest=digest)
         elif clicked is Action.BATCH_REJECT:
             outcome = batches.decide(batch_id, user, approve=False)
         else:
             outcome = batches.withdraw(batch_id, user)
-        ack()  # after the decision is stored: a process killed now still has it
+        if clicked is not Action.BATCH_CANCEL:
+            ack()  # after the decision is stored: a process killed now still has it
         services.wake_outbox()
         if outcome.ok or not channel or not user:
             return
@@ -90,3 +94,7 @@ def register(app: App, services: Services) -> None:
     @app.action(str(Action.BATCH_WITHDRAW))
     def withdraw(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         handle(ack, body, client, Action.BATCH_WITHDRAW)
+
+    @app.action(str(Action.BATCH_CANCEL))
+    def cancel(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        handle(ack, body, client, Action.BATCH_CANCEL)

@@ -31,6 +31,7 @@ __all__ = ["batch_message", "batch_summary", "member_reply"]
 DEVICES_PER_SECTION = 10  # 10 lines of at most 200 characters: well under 3,000 a section
 DEVICE_LINE = 200
 NAME_WIDTH = 28
+_CANCELLABLE = (RequestState.APPROVED, RequestState.PENDING, RequestState.IN_PROGRESS)
 STATUS_WIDTH = 16
 
 
@@ -82,7 +83,7 @@ def batch_message(
         ),
         *_commands(asked),
         section(_status(_decided(first), now)),
-        *_buttons(batch_id, digest, first),
+        *_buttons(batch_id, digest, first, members),
         context(
             f"Batch `{clip(batch_id, 40)}` · approval covers payload"
             f" `{digest[:DIGEST_IN_BUTTON]}` (every device's commands and library files)"
@@ -103,7 +104,25 @@ def _decided(first: RequestRecord) -> RequestRecord:
     return first
 
 
-def _buttons(batch_id: str, digest: str, first: RequestRecord) -> list[dict[str, Any]]:
+def _buttons(
+    batch_id: str, digest: str, first: RequestRecord, members: list[RequestRecord]
+) -> list[dict[str, Any]]:
+    if any(m.state in _CANCELLABLE for m in members):
+        cancel = confirm(
+            "Cancel every run of this batch?",
+            "Stop the runs still queued or running? Runs that ended, and commands already"
+            " finished, stay done.",
+            "Cancel the runs",
+            "Keep them",
+        )
+        return [
+            {
+                "type": "actions",
+                "elements": [
+                    button("Cancel all runs", Action.BATCH_CANCEL, batch_id, "danger", cancel)
+                ],
+            }
+        ]
     if first.state is not RequestState.AWAITING_APPROVAL:
         return []
     count = plural(command_count(first), "command")

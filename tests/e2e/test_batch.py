@@ -207,3 +207,20 @@ def test_a_device_with_an_active_action_is_flagged_and_holds_up_no_other(tmp_pat
         assert store.get(waiting.id).state is RequestState.APPROVED  # type: ignore[union-attr]
         runs = [p.path for p in bot.defender.api_requests("POST") if "runliveresponse" in p.path]
         assert [r.split("/")[3] for r in runs] == [waiting.machine_id, running.machine_id]
+
+
+def test_cancel_all_stops_every_run_still_going(tmp_path: Path) -> None:
+    with running_bot(tmp_path) as bot:
+        message = _batch(bot, f"{SRV[0]},{SRV[1]}", "runscript hang.ps1")
+        bot.click(Action.BATCH_APPROVE, message, APPROVER)
+        bot.wait(
+            lambda: sum("Submitted to Defender" in t for t in bot.thread(message)) == 2,
+            "both runs submitted",
+        )
+        assert bot.buttons(message) == {str(Action.BATCH_CANCEL)}
+        bot.click(Action.BATCH_CANCEL, message, REQUESTER)
+        summary = bot.wait_reply(message, "Batch finished")
+        assert summary.count("Cancelled") == 2
+        cancels = [p for p in bot.defender.api_requests("POST") if p.path.endswith("/cancel")]
+        assert len(cancels) == 2
+        assert all(r.cancelled_by == REQUESTER for r in _members(bot, message))
