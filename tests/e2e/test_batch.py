@@ -10,6 +10,7 @@ from typing import Any
 from bot.ids import Action, Block
 from bot.records import RequestRecord, RequestState
 from commands.simulator.scenario import Scenario
+from tests.e2e.slack_checks import assert_slack_accepts_everything_sent
 from tests.helpers.bot import APPROVER, CHANNEL, JUSTIFICATION, REQUESTER, BotHarness, running_bot
 from tests.helpers.defender import build_scenario
 
@@ -114,6 +115,7 @@ def test_a_batch_by_hostnames_is_one_message_one_approval_and_one_run_per_device
         assert len(bot.slack.messages(CHANNEL)) == 1
         assert all(r.state is RequestState.FINISHED for r in _members(bot, message))
         assert "finished" in bot.current(message).text and bot.buttons(message) == set()
+        assert_slack_accepts_everything_sent(bot.slack)
 
 
 def test_a_batch_by_tag_runs_on_every_tagged_device(tmp_path: Path) -> None:
@@ -149,8 +151,10 @@ def test_a_rejected_batch_runs_nothing(tmp_path: Path) -> None:
         summary = bot.wait_reply(message, "Batch finished")
         assert summary.count("rejected") == 3
         assert all(r.state is RequestState.REJECTED for r in _members(bot, message))
-        # A late approval finds it decided, and nothing reaches Defender.
-        bot.click(Action.BATCH_APPROVE, message, APPROVER)
+        # A late approval (on the message as first shown) finds it decided; nothing runs.
+        bot.send.block_action(str(Action.BATCH_APPROVE), user_id=APPROVER, message=message)
+        told = bot.wait(lambda: bot.slack.ephemerals(APPROVER), "the late approver told")
+        assert "already decided" in told[0].text
         assert not [p for p in bot.defender.api_requests("POST") if "runliveresponse" in p.path]
 
 
@@ -224,3 +228,20 @@ def test_cancel_all_stops_every_run_still_going(tmp_path: Path) -> None:
         cancels = [p for p in bot.defender.api_requests("POST") if p.path.endswith("/cancel")]
         assert len(cancels) == 2
         assert all(r.cancelled_by == REQUESTER for r in _members(bot, message))
+
+
+def test_an_undecided_batch_expires_for_every_device_and_a_late_approval_runs_nothing(
+    tmp_path: Path,
+) -> None:
+    with running_bot(tmp_path, env={"LRBOT_APPROVAL_TTL_MINUTES": 0.02}) as bot:
+        message = _batch(bot, f"{SRV[0]},{SRV[1]}", "runscript ok.ps1")
+        summary = bot.wait_reply(message, "Batch finished")
+        assert summary.count("expired") == 2
+        for name in SRV[:2]:
+            assert any(t.startswith(f"[{name}]") and "expired" in t for t in bot.thread(message))
+        # Clicked on the message as it was first shown, with its buttons.
+        bot.send.block_action(str(Action.BATCH_APPROVE), user_id=APPROVER, message=message)
+        told = bot.wait(lambda: bot.slack.ephemerals(APPROVER), "the late approver told")
+        assert "has expired" in told[0].text
+        assert not [p for p in bot.defender.api_requests("POST") if "runliveresponse" in p.path]
+        assert_slack_accepts_everything_sent(bot.slack)
