@@ -210,7 +210,9 @@ def build_runtime(
     batch_store = BatchStore(store)
     deliverer.batches = BatchDelivery(batch_store, clock)
     batches = BatchLifecycle(lifecycle, batch_store)
-    services = Services(settings, intake, lifecycle, deliverer.wake, intake, batches)
+    services = Services(
+        settings, intake, lifecycle, deliverer.wake, batch_intake=intake, batches=batches
+    )
     listeners = listener_pool()
     app = create_app(
         services, interactive, socket_mode=socket_mode, metrics=metrics, listeners=listeners
