@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.batch_store import BatchRecord, BatchStore, batch_digest
@@ -234,3 +234,23 @@ def test_machines_by_tag_are_found_exactly_and_regardless_of_case() -> None:
         assert client.machines_by_tag("nobody") == []
         call = next(r for r in defender.api_requests("GET") if "findbytag" in r.path)
         assert call.query == {"tag": "finance", "useStartsWithFilter": "false"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(list(RequestState)), st.text(min_size=1, max_size=300)),
+        min_size=1,
+        max_size=MAX_DEVICES,
+    )
+)
+def test_fuzz_batch_views_stay_within_slack_limits(members: list[tuple[RequestState, str]]) -> None:
+    records = [
+        make_record(state, id=f"lr-{i:08d}", machine={"name": name, "active_action_id": "a"})
+        for i, (state, name) in enumerate(members)
+    ]
+    message = batch_message("lb-00000001", "f" * 64, records, NOW)
+    check_message(message)
+    assert len(json.dumps(message.blocks)) < 12_000
+    check_message(batch_summary(records, {}))
+    check_message(member_reply(records[0], "x", None))

@@ -17,6 +17,7 @@ from bot.views.common import (
     confirm,
     context,
     device_name,
+    escape,
     header,
     human_duration,
     mention,
@@ -154,7 +155,7 @@ def member_reply(record: RequestRecord, text: str, blocks: list[dict[str, Any]] 
     """A member's thread reply, named for its device: one thread holds every device's."""
     name = clip(device_name(record), 80)
     label = context(f"🖥️ *{name}* · `{clip(record.id, 40)}`")
-    return Message(text=f"[{device_name(record)[:80]}] {text}", blocks=[label, *(blocks or [])])
+    return Message(text=f"[{name}] {text}", blocks=[label, *(blocks or [])])
 
 
 def _duration(record: RequestRecord) -> str:
@@ -183,6 +184,6 @@ def batch_summary(members: list[RequestRecord], results: dict[str, int]) -> Mess
     succeeded = sum(1 for m in members if m.action_status == "Succeeded")
     title = f"Batch finished: {succeeded} of {plural(len(members), 'device')} succeeded."
     return Message(
-        text=f"{title}\n{table}",
+        text=f"{title}\n{escape(table)}",
         blocks=[section(f"🏁 *{title}*"), section(code_block(table, 2900))],
     )
