@@ -32,8 +32,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
+    from bot.demo_batch import run_batch_demo
 
-    return run_demo(time_scale=args.time_scale)
+    return (run_batch_demo if args.batch else run_demo)(time_scale=args.time_scale)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the offline demo: simulated Defender and Slack")
     demo.add_argument(
         "--time-scale", type=float, default=4.0, help="simulated seconds per real second"
+    )
+    demo.add_argument(
+        "--batch", action="store_true", help="a batch request: three devices, one approval"
     )
     demo.set_defaults(handler=_demo)
 

@@ -13,6 +13,7 @@ import secrets
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -89,8 +90,18 @@ def _first(params: dict[str, object]) -> str:
     return text.splitlines()[0] if text else ""
 
 
-def run_demo(*, out: TextIO = sys.stdout, time_scale: float = 4.0, timeout: float = 120.0) -> int:
-    """Run the scripted demo; 0 when the run ended and its results reached the thread."""
+Script = Callable[[FakeSlack, SlackRequests, object, "Transcript", float], int]
+
+
+def run_demo(
+    *,
+    out: TextIO = sys.stdout,
+    time_scale: float = 4.0,
+    timeout: float = 120.0,
+    script: Script | None = None,
+) -> int:
+    """Run the scripted demo (or ``script``, such as ``bot.demo_batch``'s); 0 when the run
+    ended and its results reached the thread."""
     transcript = Transcript(out)
     with tempfile.TemporaryDirectory(prefix="lrbot-demo-") as workdir, FakeSlack() as slack:
         slack.set_user(ANA, real_name="Ana Analyst")
@@ -113,7 +124,7 @@ def run_demo(*, out: TextIO = sys.stdout, time_scale: float = 4.0, timeout: floa
             runtime.start()
             server.start()
             try:
-                return _script(
+                return (script or _script)(
                     slack,
                     SlackRequests(server.url, secret, fake=slack),
                     runtime,

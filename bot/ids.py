@@ -22,6 +22,10 @@ class Action(StrEnum):
     WITHDRAW = "lr_withdraw"
     ADD_ROW = "lr_add_row"
     REMOVE_ROW = "lr_remove_row"
+    BATCH_APPROVE = "lr_batch_approve"
+    BATCH_REJECT = "lr_batch_reject"
+    BATCH_WITHDRAW = "lr_batch_withdraw"
+    BATCH_CANCEL = "lr_batch_cancel"
     VALUE = "value"  # the action id of every input element inside an input block
 
 

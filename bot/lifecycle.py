@@ -28,7 +28,14 @@ from commands.digest import payload_digest
 from commands.errors import DefenderError
 from commands.wire import MachineAction
 
-__all__ = ["Lifecycle", "Outcome", "change_transition", "defender_comment", "new_request_id"]
+__all__ = [
+    "Lifecycle",
+    "Outcome",
+    "change_transition",
+    "creation",
+    "defender_comment",
+    "new_request_id",
+]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +84,28 @@ def change_transition(
     if update_message or reply is not None:
         transition.send("update_request")
     return transition
+
+
+def creation(record: RequestRecord) -> Transition:
+    """A new request's events: what was asked, and what intake found (for the audit trail)."""
+    batch = {"batch_id": record.batch_id} if record.batch_id else {}
+    return (
+        Transition()
+        .event(
+            "requested",
+            record.requester,
+            machine_id=record.machine_id,
+            commands=record.commands.model_dump(mode="json"),
+            library=record.library,
+            justification=record.justification,
+            ticket=record.ticket,
+            digest=record.digest,
+            approvals_needed=record.approvals_needed,
+            **batch,
+        )
+        # Intake checked the device and the library: what it found.
+        .event("validated", None, machine_id=record.machine_id, library=record.library)
+    )
 
 
 @dataclass(frozen=True)
@@ -148,9 +177,32 @@ class Lifecycle:
     def create(self, user: str, channel: str, accepted: Accepted) -> RequestRecord:
         """Store a valid request; the outbox posts it for approval."""
         now = self.clock()
+        record = self.new_record(user, channel, accepted, now)
+        transition = creation(record).send("post_request")
+        self.store.create(record, transition, now)
+        log.info(
+            "request %s by %s for machine %s (%d commands)",
+            record.id,
+            user,
+            record.machine_id,
+            len(record.commands),
+            extra={"request_id": record.id, "device_id": record.machine_id},
+        )
+        return record
+
+    def new_record(
+        self,
+        user: str,
+        channel: str,
+        accepted: Accepted,
+        now: datetime,
+        *,
+        batch_id: str | None = None,
+    ) -> RequestRecord:
+        """The request as first stored: awaiting approval under the policy's requirement."""
         needs = self.policy.requirement(accepted.commands)
         library = dict(accepted.library)
-        record = RequestRecord(
+        return RequestRecord(
             id=new_request_id(),
             created_at=now,
             updated_at=now,
@@ -167,39 +219,8 @@ class Lifecycle:
             digest=payload_digest(accepted.machine.id, accepted.commands, library),
             library=library,
             approvals_needed=needs.approvals,
+            batch_id=batch_id,
         )
-        transition = (
-            Transition()
-            .event(
-                "requested",
-                user,
-                machine_id=record.machine_id,
-                commands=record.commands.model_dump(mode="json"),
-                library=accepted.library,
-                justification=record.justification,
-                ticket=record.ticket,
-                digest=record.digest,
-                approvals_needed=record.approvals_needed,
-            )
-            # Intake checked the device and the library: what it found, for the audit trail.
-            .event(
-                "validated",
-                None,
-                machine_id=record.machine_id,
-                library=accepted.library,
-            )
-            .send("post_request")
-        )
-        self.store.create(record, transition, now)
-        log.info(
-            "request %s by %s for machine %s (%d commands)",
-            record.id,
-            user,
-            record.machine_id,
-            len(record.commands),
-            extra={"request_id": record.id, "device_id": record.machine_id},
-        )
-        return record
 
     def _find(self, request_id: str) -> RequestRecord | Outcome:
         record = self.store.get(request_id)

@@ -9,11 +9,13 @@ waiting item overtakes it, so a thread always reads in the order things happened
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path, PureWindowsPath
 from typing import Any, Protocol
 
@@ -21,6 +23,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import views
+from bot.batch_delivery import BatchDelivery
 from bot.links import WorkspaceLinks
 from bot.logs import about
 from bot.metrics import Metrics
@@ -94,6 +97,8 @@ class Deliverer:
         self._replied: set[int] = set()
         # Result items (and what came of them) already in the audit trail.
         self._audited: set[tuple[int, str]] = set()
+        # Batch requests' message, thread and summary (bot/batch_delivery.py), when wired.
+        self.batches: BatchDelivery | None = None
 
     def start(self) -> None:
         self.results_dir.mkdir(parents=True, exist_ok=True)
@@ -172,6 +177,9 @@ class Deliverer:
     # -- one item -----------------------------------------------------------------------
 
     def _deliver(self, item: OutboxItem) -> None:
+        if self.batches is not None and self.batches.owns(item):
+            self._deliver_batch(self.batches, item)
+            return
         record = self.store.get(item.request_id)
         if record is None:
             self._give_up(item, "request not found")
@@ -186,6 +194,8 @@ class Deliverer:
         try:
             if item.kind == "post_request":
                 self._post_request(record)
+            elif item.kind == "update_request" and record.batch_id and self.batches:
+                self.batches.update_for(record, self._updater())
             elif item.kind == "update_request":
                 message = views.request_message(record, self.clock())
                 self._call(
@@ -213,6 +223,29 @@ class Deliverer:
         self.store.outbox_done(item.id, now)
         if self.metrics is not None and item.kind == "reply" and item.created_at is not None:
             self.metrics.status_replied((now - item.created_at).total_seconds())
+        if self.batches is not None:
+            self.batches.after(record)
+
+    def _updater(self) -> Callable[..., Any]:
+        return partial(self._call, self.slack.chat_update)
+
+    def _deliver_batch(self, batches: BatchDelivery, item: OutboxItem) -> None:
+        try:
+            problem = batches.deliver(
+                item, partial(self._call, self.slack.chat_postMessage), self._updater()
+            )
+        except _Permanent as exc:
+            problem = str(exc)
+        if problem is not None:
+            self._give_up(item, problem)
+            return
+        if item.kind == "batch_summary" and self.notify_requester:
+            message = batches.summary_dm(item, self.links.workspace_url())
+            batch = batches.batches.get(item.request_id)
+            if message is not None and batch is not None:
+                with contextlib.suppress(_Permanent):  # the summary is posted: keep it so
+                    self._dm(batch.requester, message)
+        self.store.outbox_done(item.id, self.clock())
 
     def _post_request(self, record: RequestRecord) -> None:
         if record.message_ts is not None:
@@ -230,8 +263,14 @@ class Deliverer:
         """A direct message to the requester (unless ``LRBOT_NOTIFY_REQUESTER`` is off)."""
         if not self.notify_requester:
             return
-        opened = self._call(self.slack.conversations_open, users=record.requester)
-        message = views.requester_dm(record, state, self.links.workspace_url())
+        # A batch's requester hears of its decision once and of its end once, not per device.
+        batched = record.batch_id is not None and self.batches is not None
+        if batched and self.batches is not None and not self.batches.tells(record, state):
+            return
+        self._dm(record.requester, views.requester_dm(record, state, self.links.workspace_url()))
+
+    def _dm(self, user: str, message: views.Message) -> None:
+        opened = self._call(self.slack.conversations_open, users=user)
         self._call(
             self.slack.chat_postMessage,
             channel=str(opened["channel"]["id"]),
@@ -240,6 +279,8 @@ class Deliverer:
         )
 
     def _reply(self, record: RequestRecord, text: str, blocks: list[dict[str, Any]] | None) -> None:
+        if record.batch_id is not None:
+            text, blocks = BatchDelivery.reply_for(record, text, blocks)
         self._call(
             self.slack.chat_postMessage,
             channel=record.channel,

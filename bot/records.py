@@ -93,6 +93,7 @@ class RequestRecord:
     digest: str | None = None
     library: dict[str, str | None] = field(default_factory=dict)
     approvals_needed: int = 1
+    batch_id: str | None = None  # a member of a batch request (bot/batches.py)
     command_states: tuple[CommandState, ...] = field(default_factory=tuple)
     # Who approved so far, in order (the last one completed the approval).
     approvals: tuple[str, ...] = field(default_factory=tuple)

@@ -14,6 +14,10 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.app import create_app, listener_pool
+from bot.batch_delivery import BatchDelivery
+from bot.batch_intake import BatchIntake
+from bot.batch_lifecycle import BatchLifecycle
+from bot.batch_store import BatchStore
 from bot.directory import Directory
 from bot.health import Health
 from bot.intake import Intake
@@ -203,8 +207,13 @@ def build_runtime(
     tracker.pickup_seconds = _PICKUP_SECONDS
     lease = Lease(store, WORKER, Replica.this_process(), settings.lease_seconds)
     tracker.fence = lease.valid
-    intake = Intake(defender)
-    services = Services(settings, intake, lifecycle, deliverer.wake)
+    intake = BatchIntake(defender)
+    batch_store = BatchStore(store)
+    deliverer.batches = BatchDelivery(batch_store, clock)
+    batches = BatchLifecycle(lifecycle, batch_store)
+    services = Services(
+        settings, intake, lifecycle, deliverer.wake, batch_intake=intake, batches=batches
+    )
     listeners = listener_pool()
     app = create_app(
         services, interactive, socket_mode=socket_mode, metrics=metrics, listeners=listeners

@@ -63,6 +63,22 @@ requests = sa.Table(
     sa.Column("digest", sa.String(64)),
     sa.Column("library", sa.JSON),
     sa.Column("approvals_needed", sa.Integer, nullable=False, default=1),
+    # A member of a batch (bot/batches.py): its message is the batch's, its replies its thread.
+    sa.Column("batch_id", sa.String(32), index=True),
+)
+
+# One request for many devices: its members are ordinary requests sharing ``batch_id``.
+batches = sa.Table(
+    "batches",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("requester", sa.String(32), nullable=False),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("message_ts", sa.String(32)),
+    # When the summary was queued: every member had reached an end.
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
 )
 
 # One row per distinct approver, with the payload digest they approved: a request needing

@@ -379,6 +379,14 @@ class DefenderClient:
             for m in self._pages("/api/machines", {"$filter": where})
         ]
 
+    def machines_by_tag(self, tag: str) -> list[Machine]:
+        """Machines carrying the Defender tag ``tag`` exactly (``findbytag``)."""
+        params = {"tag": tag, "useStartsWithFilter": "false"}
+        return [
+            _model(Machine, m, "find machines by tag")
+            for m in self._pages("/api/machines/findbytag", params)
+        ]
+
     def resolve_machine(self, query: str) -> Machine:
         """The machine a 40-hex id or a host name means (see ``commands.lookup.pick_machine``)."""
         text = query.strip()

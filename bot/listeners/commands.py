@@ -64,7 +64,7 @@ def register(app: App, services: Services, subcommands: Subcommands) -> None:
             return
         ack()
         device, rest = split_device_and_commands(text)
-        values = ModalValues(device=device[:300], commands_text=rest[:3000])
+        values = ModalValues(device=device[:3000], commands_text=rest[:3000])
         # The trigger_id lives 3 seconds: open the modal before anything that may be slow.
         try:
             opened = client.views_open(

@@ -10,7 +10,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import views
+from bot.device_list import is_batch
 from bot.ids import Action, Block, Callback
+from bot.listeners import batch
 from bot.listeners._read import object_id
 from bot.modal import MAX_ROWS, read_metadata, read_values
 from bot.services import Services
@@ -57,6 +59,9 @@ def register(app: App, services: Services) -> None:
             )
             return
         values = read_values((view.get("state") or {}).get("values"), meta.rows)
+        if is_batch(values.device):
+            batch.submit(ack, services, user, meta.channel_id, values, view)
+            return
         result = services.intake.check(values)
         if isinstance(result, dict):
             log.info("request form from %s refused: %s", user, result)

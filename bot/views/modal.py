@@ -12,7 +12,7 @@ from commands.models import MAX_COMMANDS
 __all__ = ["help_text", "notice_modal", "request_modal"]
 
 INPUT_MAX = 3000  # Slack's largest plain_text_input max_length
-DEVICE_MAX = 255
+DEVICE_MAX = 3000  # a batch names up to 20 devices (bot/device_list.py)
 
 _KINDS: dict[RowKind, str] = {
     "PutFile": "copy a library file to the device",
@@ -134,6 +134,8 @@ def request_modal(meta: ModalMetadata, values: ModalValues | None = None) -> dic
             max_length=DEVICE_MAX,
             optional=False,
             placeholder="hostname or 40-character machine id",
+            hint="Several (up to 20): ws-1, ws-2 ws-3; or tag:<Defender tag> for every device"
+            " carrying it. One approval covers them all.",
         ),
     ]
     for index in range(rows):
@@ -184,7 +186,8 @@ _HELP = """\
 *Live response: asking for a run*
 `{cmd}` opens the request form.
 `{cmd} <device> <commands>` opens it filled in: the device first (host name or \
-40-character machine id), then the commands.
+40-character machine id), then the commands. Several devices, written without spaces \
+(`ws-1,ws-2`) or `tag:<name>`, make one batch request: one approval, one run per device.
 
 *Commands*
 • `putfile <library file>` copies a file from the live response library to the device

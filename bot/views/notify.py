@@ -16,7 +16,7 @@ from bot.views.common import (
 )
 from bot.views.request import state_words
 
-__all__ = ["requester_dm"]
+__all__ = ["batch_dm", "requester_dm"]
 
 
 def _what(record: RequestRecord, state: RequestState) -> str:
@@ -44,4 +44,24 @@ def requester_dm(record: RequestRecord, state: RequestState, workspace: str | No
     return Message(
         text=f"{mark} {sentence} {url or ''}".strip(),
         blocks=[section(f"{mark} {sentence}"), context(link)],
+    )
+
+
+def batch_dm(
+    batch_id: str, members: list[RequestRecord], thread: str | None, workspace: str | None
+) -> Message:
+    """The one message a batch's requester gets when every device's run has ended (each
+    device's own end is in the thread's summary, not twenty DMs)."""
+    succeeded = sum(1 for m in members if m.action_status == "Succeeded")
+    mark = "✅" if succeeded == len(members) else "⚠️"
+    sentence = (
+        f"Your batch request `{escape(batch_id)}` has finished: {succeeded} of"
+        f" {len(members)} devices succeeded"
+    )
+    channel = members[0].channel if members else ""
+    url = thread_url(workspace, channel, thread)
+    link = f"<{url}|Open the batch's thread>" if url else "Its thread is in the request channel."
+    return Message(
+        text=f"{mark} {sentence}. {url or ''}".strip(),
+        blocks=[section(f"{mark} {sentence}."), context(link)],
     )

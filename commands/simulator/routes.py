@@ -71,6 +71,7 @@ class Router:
             ("GET", r"/([^/]+)/v2\.0/\.well-known/openid-configuration", "open", self._discovery),
             ("GET", r"/blob/([0-9a-f]+)", "open", self._blob),
             ("GET", r"/api/machines", "api", self._machines),
+            ("GET", r"/api/machines/findbytag", "api", self._find_by_tag),
             ("GET", r"/api/machines/([^/]+)", "api", self._machine),
             ("POST", r"/api/machines/([^/]+)/runliveresponse", "run", self._run),
             ("GET", r"/api/machineactions", "api", self._actions),
@@ -173,6 +174,17 @@ class Router:
 
     def _machines(self, request: Request, match: re.Match[str]) -> Response:
         return self._collection(request, self.state.list_machines(request.query), "Machines")
+
+    def _find_by_tag(self, request: Request, match: re.Match[str]) -> Response:
+        tag = request.query.get("tag") or ""
+        if not tag:
+            raise SimError(400, "InvalidInput", "The tag parameter is required.")
+        starts = (request.query.get("useStartsWithFilter") or "").lower() == "true"
+        document = {
+            "@odata.context": f"{self.base_url}/api/$metadata#Machines",
+            "value": self.state.machines_by_tag(tag, starts),
+        }
+        return json_response(200, document)
 
     def _machine(self, request: Request, match: re.Match[str]) -> Response:
         return json_response(200, self._entity("Machines", self.state.get_machine(match[1])))

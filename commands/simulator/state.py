@@ -147,6 +147,20 @@ class SimState:
         pairs = [(item, machine_fields(item)) for item in items]
         return select(pairs, query, MACHINE_FIELDS, self.scenario.page_size)
 
+    def machines_by_tag(self, tag: str, starts_with: bool = False) -> list[dict[str, Any]]:
+        """``findbytag``: machines carrying ``tag`` (Defender compares tags case-insensitively)."""
+        wanted = tag.lower()
+        with self._lock:
+            now = self.clock.now()
+            return [
+                self._machine_json(m, now)
+                for m in self._machines.values()
+                if any(
+                    t.lower().startswith(wanted) if starts_with else t.lower() == wanted
+                    for t in m.spec.machine_tags
+                )
+            ]
+
     def set_online(self, machine_id: str, online: bool) -> None:
         """Bring a machine online (queued actions start) or take it offline."""
         with self._lock:

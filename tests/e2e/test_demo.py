@@ -26,3 +26,24 @@ def test_demo_runs_a_request_to_its_results_offline(monkeypatch: pytest.MonkeyPa
     ]:
         assert line in transcript
     assert "sig=" not in transcript and "/blob/" not in transcript
+
+
+def test_batch_demo_runs_three_devices_under_one_approval_to_its_summary(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bot.demo_batch import run_batch_demo
+
+    monkeypatch.chdir("/")
+    out = io.StringIO()
+    assert run_batch_demo(out=out, time_scale=20.0, timeout=60) == 0
+    transcript = out.getvalue()
+    for line in [
+        "Batch live response request",
+        "[ws-001.contoso.com]",
+        "[ws-010.contoso.com]",
+        "[ws-011.contoso.com]",
+        "Batch finished: 3 of 3 devices succeeded",
+        "batch of 3 devices ended; 3 file(s) uploaded",
+    ]:
+        assert line in transcript
+    assert "sig=" not in transcript and "/blob/" not in transcript
