@@ -158,7 +158,9 @@ class Lifecycle:
             channel=channel,
             machine_id=accepted.machine.id,
             machine_name=accepted.machine.name,
-            machine=machine_card(accepted.machine, accepted.active_action),
+            machine=machine_card(
+                accepted.machine, accepted.active_action, accepted.preflight, accepted.playbook
+            ),
             commands=accepted.commands,
             justification=accepted.justification,
             ticket=accepted.ticket,
@@ -180,6 +182,7 @@ class Lifecycle:
                 ticket=record.ticket,
                 digest=record.digest,
                 approvals_needed=record.approvals_needed,
+                **({"playbook": accepted.playbook} if accepted.playbook else {}),
             )
             # Intake checked the device and the library: what it found, for the audit trail.
             .event(

@@ -22,6 +22,7 @@ from bot.lifecycle import Lifecycle
 from bot.logs import ContextThreadPool
 from bot.metrics import Metrics, ObservedWebClient
 from bot.outbox import Deliverer
+from bot.playbook_file import load_playbooks
 from bot.policy_file import policy_from_settings
 from bot.services import Services
 from bot.settings import BotSettings
@@ -202,7 +203,12 @@ def build_runtime(
     tracker.pickup_seconds = _PICKUP_SECONDS
     lease = Lease(store, WORKER, Replica.this_process(), settings.lease_seconds)
     tracker.fence = lease.valid
-    intake = Intake(defender)
+    intake = Intake(
+        defender,
+        playbooks=load_playbooks(settings.playbooks_file),
+        start_deadline_minutes=settings.start_deadline_minutes,
+        clock=clock,
+    )
     services = Services(settings, intake, lifecycle, deliverer.wake)
     listeners = listener_pool()
     app = create_app(

@@ -48,6 +48,8 @@ class BotSettings(BaseSettings):
     )
     # A policy file (TOML) replaces LRBOT_REQUESTERS/APPROVERS/APPROVAL_TTL_MINUTES' rules.
     policy_file: Path | None = _env("LRBOT_POLICY")
+    # Playbooks (TOML): named command sequences with parameters, checked at start-up.
+    playbooks_file: Path | None = _env("LRBOT_PLAYBOOKS")
     approval_ttl_minutes: float = Field(
         60, gt=0, le=7 * 24 * 60, validation_alias=AliasChoices("LRBOT_APPROVAL_TTL_MINUTES")
     )

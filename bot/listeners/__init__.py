@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.listeners import actions, commands, errors, modal
+from bot.listeners import actions, commands, errors, library, modal
 from bot.services import Services
 
 __all__ = ["register"]
@@ -14,4 +14,5 @@ def register(app: App, services: Services) -> None:
     commands.register(app, services)
     modal.register(app, services)
     actions.register(app, services)
+    library.register(app, services)
     errors.register(app)

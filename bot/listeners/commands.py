@@ -14,6 +14,8 @@ from slack_sdk.errors import SlackApiError
 from bot import views
 from bot.modal import ModalMetadata, ModalValues
 from bot.services import Services
+from commands.errors import CommandError
+from commands.playbooks import expand, parse_params
 from commands.syntax import split_device_and_commands
 
 __all__ = ["register"]
@@ -48,13 +50,21 @@ def register(app: App, services: Services) -> None:
         if not where:
             ack(response_type="ephemeral", text=views.sentence(where.reason))
             return
-        ack()
         device, rest = split_device_and_commands(text)
         values = ModalValues(device=device[:300], commands_text=rest[:3000])
+        words = rest.split(None, 1)
+        if words and words[0].lower() == "playbook":
+            typed = typed_playbook(services, words[1] if len(words) > 1 else "", command_name)
+            if isinstance(typed, str):
+                ack(response_type="ephemeral", text=typed)
+                return
+            values = ModalValues(device=device[:300], playbook=typed[0], playbook_params=typed[1])
+        ack()
         # The trigger_id lives 3 seconds: open the modal before anything that may be slow.
         try:
             opened = client.views_open(
-                trigger_id=command.get("trigger_id"), view=views.request_modal(meta, values)
+                trigger_id=command.get("trigger_id"),
+                view=views.request_modal(meta, values, list(services.intake.playbooks.values())),
             )
         except SlackApiError as exc:
             # An expired or reused trigger (a slow round trip, a replayed request) is no bug
@@ -80,3 +90,20 @@ def register(app: App, services: Services) -> None:
                 view_id=opened["view"]["id"],
                 view=views.notice_modal(allowed.message),
             )
+
+
+def typed_playbook(services: Services, text: str, command_name: str) -> tuple[str, str] | str:
+    """``<name> [param=value…]`` checked now: (name, params), or what is wrong with it."""
+    name, _, params = text.strip().partition(" ")
+    playbook = services.intake.playbooks.get(name)
+    if playbook is None:
+        known = ", ".join(sorted(services.intake.playbooks)) or "none are configured"
+        return views.escape(f"No playbook {name or '(none given)'}. Playbooks: {known}.")
+    try:
+        expand(playbook, parse_params(params))
+    except CommandError as exc:
+        return views.escape(
+            f"{views.sentence(exc.message)} Usage: {command_name} <device> playbook"
+            f" {playbook.usage()}"
+        )
+    return name, " ".join(params.split())
