@@ -212,7 +212,7 @@ def _playbook_script(
     sender.block_action(
         str(Action.APPROVE), user_id=LEE, message=slack.message(CHANNEL, message.ts)
     )
-    record = slack.wait_for(
+    found = slack.wait_for(
         lambda: next(
             (r for r in runtime.store.in_states(list(RequestState)) if r.message_ts == message.ts),
             None,
@@ -220,6 +220,8 @@ def _playbook_script(
         timeout=10,
         what="the playbook request's record",
     )
+    assert found is not None
+    record = found
 
     def finished() -> bool:
         current = runtime.store.get(record.id)
