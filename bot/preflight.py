@@ -130,11 +130,11 @@ def _os(machine: Machine) -> Finding:
 def _active(active: MachineAction | None) -> Finding:
     if active is None:
         return Finding("ok", "No other live response action on the device.")
-    who = f" by {active.requestor}" if active.requestor else ""
+    who = f", {active.status}, started by {active.requestor}" if active.requestor else ""
     return Finding(
         "warn",
-        f"Action {active.id} ({active.status}{who}) is already on the device: this run waits"
-        " for it to end.",
+        f"The device already has a live response action running (`{active.id}`){who}:"
+        " this run waits for it.",
     )
 
 

@@ -86,7 +86,7 @@ def test_an_active_action_is_a_warning_naming_whose_it_is() -> None:
     )
     [warning] = [f for f in run(active=action) if f.level != "ok"]
     assert warning.level == "warn"
-    assert "act-1 (InProgress by other-tool@contoso.com)" in warning.text
+    assert "(`act-1`), InProgress, started by other-tool@contoso.com" in warning.text
 
 
 def test_missing_or_unhashed_library_files_block() -> None:

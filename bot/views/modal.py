@@ -256,6 +256,8 @@ _HELP = """\
 `{cmd}` opens the request form.
 `{cmd} <device> <commands>` opens it filled in: the device first (host name or \
 40-character machine id), then the commands.
+`{cmd} <device> playbook <name> [param=value…]` opens it with a playbook (a named, reviewed \
+command sequence) chosen and its parameters filled in.
 
 *Commands*
 • `putfile <library file>` copies a file from the live response library to the device
