@@ -56,6 +56,7 @@ def register(app: App, services: Services) -> None:
         if words and words[0].lower() == "playbook":
             typed = typed_playbook(services, words[1] if len(words) > 1 else "", command_name)
             if isinstance(typed, str):
+                log.info("typed playbook refused: %s", typed)
                 ack(response_type="ephemeral", text=typed)
                 return
             values = ModalValues(device=device[:300], playbook=typed[0], playbook_params=typed[1])

@@ -14,7 +14,7 @@ import pytest
 from bot.ids import Action, Block, row_block
 from bot.records import RequestState
 from bot.sandbox._slack_records import Message, OpenedView
-from commands.simulator import SimLibraryFile
+from commands.simulator import SimLibraryFile, SimMachine
 from tests.e2e.slack_checks import assert_slack_accepts_everything_sent
 from tests.helpers.bot import APPROVER, CHANNEL, JUSTIFICATION, REQUESTER, BotHarness, running_bot
 from tests.helpers.defender import build_scenario
@@ -60,14 +60,17 @@ LIBRARY = [
 ]
 
 
-def _bot(tmp_path: Path) -> Any:
+NOT_ONBOARDED = SimMachine(
+    id="f" * 40, computer_dns_name="new-01.contoso.com", onboarding_status="InsufficientInfo"
+)
+
+
+def _bot(tmp_path: Path, **env: str) -> Any:
     playbooks = tmp_path / "playbooks.toml"
     playbooks.write_text(PLAYBOOKS, encoding="utf-8")
-    return running_bot(
-        tmp_path,
-        build_scenario(library=LIBRARY),
-        env={"LRBOT_PLAYBOOKS": str(playbooks)},
-    )
+    scenario = build_scenario(library=LIBRARY)
+    scenario = scenario.model_copy(update={"machines": [*scenario.machines, NOT_ONBOARDED]})
+    return running_bot(tmp_path, scenario, env={"LRBOT_PLAYBOOKS": str(playbooks), **env})
 
 
 def shown(message: Message) -> str:
@@ -275,6 +278,31 @@ def test_typed_playbook_that_cannot_expand_is_answered_ephemerally(tmp_path: Pat
         assert bot.slack.views() == []
 
 
+def test_the_policy_judges_a_playbook_by_its_expansion(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    rule = f'requesters = ["*"]\napprovers = ["{APPROVER}"]\n'
+    policy.write_text(
+        f'blocked_scripts = ["ok.ps1"]\n[getfile]\n{rule}[putfile]\n{rule}[runscript]\n{rule}',
+        encoding="utf-8",
+    )
+    with _bot(tmp_path, LRBOT_POLICY=str(policy)) as bot:
+        opened = bot.slash("")
+        answer = submit(
+            bot,
+            opened,
+            {
+                DEVICE: {VALUE: "ws-001.contoso.com"},
+                str(Block.PLAYBOOK): {VALUE: "triage"},
+                str(Block.PLAYBOOK_PARAMS): {VALUE: "file=a.txt"},
+                WHY: {VALUE: JUSTIFICATION},
+            },
+        )
+        assert answer["response_action"] == "errors"
+        assert "Command 2" in answer["errors"][str(Block.PLAYBOOK_PARAMS)]
+        assert "ok.ps1" in answer["errors"][str(Block.PLAYBOOK_PARAMS)]
+        assert_nothing_requested(bot)
+
+
 # --- preflight ------------------------------------------------------------------------------
 
 
@@ -314,18 +342,27 @@ def test_preflight_names_the_action_already_on_the_device_and_whose_it_is(
         assert "started by " in line and line.endswith("this run waits for it.")
 
 
-def test_unsupported_os_is_refused_at_submit_with_the_reason(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("device", "words"),
+    [
+        ("old-01.contoso.com", "Live response does not support Windows7 SP1"),
+        ("new-01.contoso.com", "not onboarded to Defender (status: InsufficientInfo)"),
+    ],
+)
+def test_a_device_that_cannot_run_it_is_refused_at_submit_with_the_reason(
+    tmp_path: Path, device: str, words: str
+) -> None:
     with _bot(tmp_path) as bot:
         opened = bot.slash("")
         answer = bot.submit(
             opened,
             {
-                DEVICE: "old-01.contoso.com",
+                DEVICE: device,
                 str(Block.COMMANDS_TEXT): "getfile C:\\Temp\\a.txt",
                 WHY: JUSTIFICATION,
             },
         )
         assert answer["response_action"] == "errors"
-        assert "Live response does not support Windows7 SP1" in answer["errors"][DEVICE]
+        assert words in answer["errors"][DEVICE]
         assert_nothing_requested(bot)
         assert bot.defender.api_requests("POST") == []
