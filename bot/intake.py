@@ -84,7 +84,6 @@ def machine_card(
         "rbac_group_name": machine.rbac_group_name,
         "machine_tags": list(machine.machine_tags),
         "active_action_id": active.id if active else None,
-        "active_action_requestor": active.requestor if active else None,
     }
     if checks:
         card["preflight"] = [f.as_json() for f in checks]
@@ -336,7 +335,8 @@ def _row_text(index: int, kind: str, value: str, file: str, errors: dict[str, st
     """A row as one command in the text syntax; None (and an error) when it makes none."""
     if not file:
         if not value:
-            errors[row_block(index, "value")] = f"{kind} needs a value, or a library file."
+            pick = "" if kind == "GetFile" else ", or pick a library file"
+            errors[row_block(index, "value")] = f"{kind} needs a value{pick}."
             return None
         return f"{_VERBS[kind]} {value}"
     if kind == "GetFile":
@@ -347,6 +347,12 @@ def _row_text(index: int, kind: str, value: str, file: str, errors: dict[str, st
     if kind == "PutFile" and value:
         errors[row_block(index, "value")] = (
             "PutFile takes only the library file: clear this box (arguments go with RunScript)."
+        )
+        return None
+    if value.split(None, 1)[:1] == [file]:
+        # The name twice would run the script with its own name as the first argument.
+        errors[row_block(index, "value")] = (
+            f"{file} is picked above: leave only its arguments here."
         )
         return None
     # Quoted, so a picked name is read back as exactly that name.

@@ -165,6 +165,31 @@ def test_picked_files_make_commands_and_a_file_gone_since_is_an_error_at_submit(
         assert "```runscript ok.ps1 -Days 3```" in shown(message)
 
 
+@pytest.mark.parametrize(
+    ("kind", "value", "block", "words"),
+    [
+        ("GetFile", "", "file", "GetFile collects a path from the device"),
+        ("PutFile", "-x", "value", "PutFile takes only the library file"),
+        ("RunScript", "ok.ps1 -Days 3", "value", "ok.ps1 is picked above"),
+    ],
+)
+def test_a_picked_file_that_does_not_fit_its_row_is_a_field_error(
+    tmp_path: Path, kind: str, value: str, block: str, words: str
+) -> None:
+    with _bot(tmp_path) as bot:
+        opened = bot.slash("")
+        state: dict[str, dict[str, object]] = {
+            DEVICE: {VALUE: "ws-001.contoso.com"},
+            row_block(0, "type"): {VALUE: kind},
+            row_block(0, "file"): {PICKER: "ok.ps1"},
+            row_block(0, "value"): {VALUE: value},
+            WHY: {VALUE: JUSTIFICATION},
+        }
+        answer = submit(bot, opened, state)
+        assert words in answer["errors"][row_block(0, block)]
+        assert_nothing_requested(bot)
+
+
 def test_typed_commands_still_work_beside_the_picker(tmp_path: Path) -> None:
     with _bot(tmp_path) as bot:
         message = bot.request("ws-001.contoso.com", "putfile tool.exe; runscript ok.ps1 -Days 3")
