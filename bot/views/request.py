@@ -153,7 +153,13 @@ PREFLIGHT_LIMIT = 2400
 
 
 def _preflight(record: RequestRecord) -> list[dict[str, Any]]:
-    """The checks made at submit (``bot.preflight``), as stored with the request."""
+    """The checks made at submit (``bot.preflight``), as stored with the request.
+
+    Like the warnings they replace, they go once the request is closed: by then they
+    describe a device as it was, and the thread says what happened.
+    """
+    if record.state.is_closed:
+        return []
     findings = record.machine.get("preflight")
     if not isinstance(findings, list) or not findings:
         return []
