@@ -95,7 +95,7 @@ def register(app: App, services: Services) -> None:
 
 def typed_playbook(services: Services, text: str, command_name: str) -> tuple[str, str] | str:
     """``<name> [param=value…]`` checked now: (name, params), or what is wrong with it."""
-    name, _, params = text.strip().partition(" ")
+    name, params = [*text.split(None, 1), "", ""][:2]
     playbook = services.intake.playbooks.get(name)
     if playbook is None:
         known = ", ".join(sorted(services.intake.playbooks)) or "none are configured"
