@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from bot.time_limits import OTHER_COMMAND_SECONDS, RUNSCRIPT_LIMIT_SECONDS, expected_seconds
 from commands.errors import CommandError
@@ -168,7 +168,3 @@ def _limits(commands: CommandSequence, start_deadline_minutes: float) -> Finding
     parts.append(f"the run is flagged after {expected_seconds(commands) / 60:.0f} min")
     parts.append(f"it must start within {start_deadline_minutes:g} min of approval")
     return Finding("ok", "Time limits: " + "; ".join(parts) + ".")
-
-
-def findings_json(findings: list[Finding]) -> list[dict[str, Any]]:
-    return [f.as_json() for f in findings]
