@@ -15,6 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from bot.device_list import MAX_DEVICES, DeviceListError, parse_devices
@@ -22,8 +23,10 @@ from bot.ids import Block
 from bot.intake import Accepted, DefenderLookups, Intake
 from bot.logs import ContextThreadPool
 from bot.modal import ModalValues
+from bot.preflight import preflight
 from commands.errors import DefenderError, MachineLookupError, NotFound
-from commands.wire import Machine, MachineAction
+from commands.playbooks import Playbook
+from commands.wire import LibraryFile, Machine, MachineAction
 
 __all__ = ["BatchIntake", "TagLookups"]
 
@@ -45,13 +48,21 @@ class BatchIntake(Intake):
         *,
         deadline_seconds: float = 2.2,
         monotonic: Callable[[], float] = time.monotonic,
+        playbooks: dict[str, Playbook] | None = None,
+        start_deadline_minutes: float = 120.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        super().__init__(defender, deadline_seconds=deadline_seconds, monotonic=monotonic)
+        shared: dict[str, Any] = {
+            "playbooks": playbooks,
+            "start_deadline_minutes": start_deadline_minutes,
+            "clock": clock,
+        }
+        super().__init__(defender, deadline_seconds=deadline_seconds, monotonic=monotonic, **shared)
         interactive = getattr(defender, "interactive", None)
         self._tags: TagLookups = interactive() if callable(interactive) else defender
         self._monotonic = monotonic
         # What is left after the tags is the first device's check (commands, library).
-        self._first = Intake(defender, deadline_seconds=deadline_seconds - _TAG_SECONDS)
+        self._first = Intake(defender, deadline_seconds=deadline_seconds - _TAG_SECONDS, **shared)
         self._lookups = ContextThreadPool(max_workers=8, thread_name_prefix="batch-intake")
 
     def close(self) -> None:
@@ -102,10 +113,30 @@ class BatchIntake(Intake):
         if errors or isinstance(single, dict):
             return errors
         active = {m.id: self._lookups.submit(self._tags.active_action, m.id) for m in unique}
-        return [
-            replace(single, machine=m, active_action=self._active(active[m.id], started))
-            for m in unique
-        ]
+        accepted = [self._for(single, m, self._active(active[m.id], started)) for m in unique]
+        # What cannot run on a device (not onboarded, an OS without live response) refuses
+        # the batch now, naming the device, as it would refuse a single request.
+        for each in accepted:
+            blocked = [f.text for f in each.preflight if f.level == "block"]
+            if blocked:
+                _add(errors, f"{each.machine.name}: {' '.join(blocked)}")
+        return errors or accepted
+
+    def _for(self, single: Accepted, machine: Machine, active: MachineAction | None) -> Accepted:
+        """The first device's accepted request, for ``machine``, with its own preflight."""
+        library = {
+            name: LibraryFile.model_validate({"fileName": name, "sha256": sha})
+            for name, sha in single.library.items()
+        }
+        checks = preflight(
+            machine,
+            active,
+            single.commands,
+            library,
+            self._clock(),
+            self._start_deadline_minutes,
+        )
+        return replace(single, machine=machine, active_action=active, preflight=tuple(checks))
 
     def _result(
         self, future: Future[Any], started: float, within: float, what: str, errors: dict[str, str]

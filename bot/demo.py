@@ -3,7 +3,9 @@
 The real bot (HTTP mode, signed requests, store, tracker, outbox) runs against the
 Defender simulator and a stand-in Slack workspace. Ana asks for a triage collection on
 ws-001; she tries to approve it herself and is refused; Lee approves; the commands run,
-and the thread fills with progress and results. Nothing leaves this machine.
+and the thread fills with progress and results. Then she runs the ``collect-triage``
+playbook (``bot/data/playbooks.example.toml``) on ws-010: its expansion and preflight are on
+the request message, Lee approves, it runs. Nothing leaves this machine.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 import secrets
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +42,8 @@ COMMAND_TEXT = (
     "ws-001 putfile procdump64.exe; runscript collect-triage.ps1 -Case IR-2026-0142;"
     " getfile C:\\Windows\\Temp\\triage.zip"
 )
+PLAYBOOKS = Path(__file__).resolve().parent / "data" / "playbooks.example.toml"
+PLAYBOOK_TEXT = "ws-010 playbook collect-triage case=IR-2026-0142"
 JUSTIFICATION = (
     "ws-001 beacons to 198.51.100.23 every 60 s (alert 4471). Collect triage before we isolate it."
 )
@@ -50,16 +55,19 @@ class Transcript:
     def __init__(self, out: TextIO) -> None:
         self.out = out
         self.started = time.monotonic()
+        # Slack calls arrive on the bot's threads while the script narrates: one line at a time.
+        self._lock = threading.Lock()
 
     def say(self, who: str, text: str, indent: str = "") -> None:
         stamp = f"{time.monotonic() - self.started:5.1f}s"
         for user, name in NAMES.items():
             text = text.replace(f"<@{user}>", f"@{name.split(' ')[0]}")
         lines = text.strip().splitlines() or [""]
-        print(f"{stamp} {indent}{who}: {lines[0]}", file=self.out)
-        for line in lines[1:]:
-            print(f"       {indent}{' ' * len(who)}  {line}", file=self.out)
-        self.out.flush()
+        with self._lock:
+            print(f"{stamp} {indent}{who}: {lines[0]}", file=self.out)
+            for line in lines[1:]:
+                print(f"       {indent}{' ' * len(who)}  {line}", file=self.out)
+            self.out.flush()
 
     def observe(self, call: Call) -> None:
         if not call.ok:
@@ -117,20 +125,25 @@ def run_demo(
             LRBOT_POLL_SECONDS=1,
             LRBOT_DATABASE_URL=f"sqlite:///{Path(workdir) / 'lrbot.sqlite3'}",
             LRBOT_DATA_DIR=str(Path(workdir) / "data"),
+            LRBOT_PLAYBOOKS=str(PLAYBOOKS),
         )
         with simulated_defender(time_scale=time_scale) as (defender, _sim):
             runtime = build_runtime(settings, defender)
             server = HttpServer(runtime.app, port=0)
             runtime.start()
             server.start()
+            sender = SlackRequests(server.url, secret, fake=slack)
             try:
-                return (script or _script)(
-                    slack,
-                    SlackRequests(server.url, secret, fake=slack),
-                    runtime,
-                    transcript,
-                    timeout,
-                )
+                if script is not None:
+                    return script(slack, sender, runtime, transcript, timeout)
+                # One request, one playbook, one batch: each ends before the next begins.
+                from bot.demo_batch import batch_script
+
+                for each in (_script, _playbook_script, batch_script):
+                    failed = each(slack, sender, runtime, transcript, timeout)
+                    if failed:
+                        return failed
+                return 0
             finally:
                 server.stop()
                 runtime.stop()
@@ -181,5 +194,64 @@ def _script(
         f"request {final.id} ended: {final.action_status or final.state}; "
         f"{len(slack.thread(CHANNEL, message.ts))} replies in its thread, "
         f"{len(slack.uploads())} file(s) uploaded",
+    )
+    return 0 if final.action_status == "Succeeded" else 1
+
+
+def _playbook_script(
+    slack: FakeSlack, sender: SlackRequests, runtime: object, transcript: Transcript, timeout: float
+) -> int:
+    """A playbook typed with its parameter, shown in full and preflighted, approved, run."""
+    from bot.runtime import Runtime
+
+    assert isinstance(runtime, Runtime)
+    views_before = len(slack.views())
+    messages_before = len(slack.messages(CHANNEL))
+    transcript.say(NAMES[ANA], f"/liveresponse {PLAYBOOK_TEXT}")
+    sender.slash_command(PLAYBOOK_TEXT, user_id=ANA, channel_id=CHANNEL)
+    view = slack.wait_for(
+        lambda: slack.views()[views_before], timeout=10, what="the form with the playbook"
+    )
+    transcript.say(NAMES[ANA], "the form shows the playbook and its parameter; she gives a reason")
+    values = {
+        str(Block.DEVICE): {str(Action.VALUE): "ws-010"},
+        str(Block.PLAYBOOK): {str(Action.VALUE): "collect-triage"},
+        str(Block.PLAYBOOK_PARAMS): {str(Action.VALUE): "case=IR-2026-0142"},
+        str(Block.JUSTIFICATION): {str(Action.VALUE): "Same beacon seen from ws-010 (alert 4472)."},
+    }
+    sender.view_submission(view, ANA, values)
+    message = slack.wait_for(
+        lambda: slack.messages(CHANNEL)[messages_before], timeout=10, what="the playbook request"
+    )
+    for block in message.blocks:
+        text = str((block.get("text") or {}).get("text", ""))
+        if text.startswith(("*Commands*", "*Preflight*", "*1.*", "*2.*", "*3.*")):
+            transcript.say("Live Response", text, "  │ ")
+    transcript.say(NAMES[LEE], "reads the expansion and the preflight, clicks Approve")
+    sender.block_action(
+        str(Action.APPROVE), user_id=LEE, message=slack.message(CHANNEL, message.ts)
+    )
+    found = slack.wait_for(
+        lambda: next(
+            (r for r in runtime.store.in_states(list(RequestState)) if r.message_ts == message.ts),
+            None,
+        ),
+        timeout=10,
+        what="the playbook request's record",
+    )
+    assert found is not None
+    record = found
+
+    def finished() -> bool:
+        current = runtime.store.get(record.id)
+        return bool(
+            current and current.state.is_closed and runtime.store.next_outbox_time() is None
+        )
+
+    slack.wait_for(finished, timeout=timeout, what="the playbook run to end", recheck=0.2)
+    final = runtime.store.get(record.id)
+    assert final is not None
+    transcript.say(
+        "demo", f"playbook request {final.id} ended: {final.action_status or final.state}"
     )
     return 0 if final.action_status == "Succeeded" else 1

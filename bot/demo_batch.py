@@ -14,7 +14,7 @@ from bot.ids import Action, Block
 from bot.records import RequestState
 from bot.sandbox import FakeSlack, SlackRequests
 
-__all__ = ["DEVICES", "run_batch_demo"]
+__all__ = ["DEVICES", "batch_script", "run_batch_demo"]
 
 DEVICES = "ws-001, ws-010, ws-011"
 COMMANDS = "getfile C:\\Windows\\Temp\\triage.zip"
@@ -25,10 +25,10 @@ def run_batch_demo(
     *, out: TextIO = sys.stdout, time_scale: float = 4.0, timeout: float = 120.0
 ) -> int:
     """0 when every device's run succeeded and the summary reached the thread."""
-    return run_demo(out=out, time_scale=time_scale, timeout=timeout, script=_batch_script)
+    return run_demo(out=out, time_scale=time_scale, timeout=timeout, script=batch_script)
 
 
-def _batch_script(
+def batch_script(
     slack: FakeSlack, sender: SlackRequests, runtime: object, transcript: Transcript, timeout: float
 ) -> int:
     from bot.runtime import Runtime
@@ -42,8 +42,9 @@ def _batch_script(
         str(Block.COMMANDS_TEXT): {str(Action.VALUE): COMMANDS},
         str(Block.JUSTIFICATION): {str(Action.VALUE): JUSTIFICATION},
     }
+    before = len(slack.messages(CHANNEL))  # the demo's earlier requests come first
     sender.view_submission(view, ANA, values)
-    message = slack.wait_for(lambda: slack.messages(CHANNEL)[0], timeout=10, what="the batch")
+    message = slack.wait_for(lambda: slack.messages(CHANNEL)[before], timeout=10, what="the batch")
     transcript.say(NAMES[LEE], "clicks Approve all")
     sender.block_action(str(Action.BATCH_APPROVE), user_id=LEE, message=message)
 
@@ -53,7 +54,7 @@ def _batch_script(
         return next((t for t in replies if t.startswith("Batch finished")), None) if done else None
 
     table = slack.wait_for(summary, timeout=timeout, what="the batch summary", recheck=0.2)
-    records = runtime.store.in_states(list(RequestState))
+    records = [r for r in runtime.store.in_states(list(RequestState)) if r.message_ts == message.ts]
     transcript.say(
         "demo",
         f"batch of {len(records)} devices ended; {len(slack.uploads())} file(s) uploaded",

@@ -27,6 +27,8 @@ class Action(StrEnum):
     BATCH_WITHDRAW = "lr_batch_withdraw"
     BATCH_CANCEL = "lr_batch_cancel"
     VALUE = "value"  # the action id of every input element inside an input block
+    # A row's library file picker (external_select): Slack asks for its options by this id.
+    LIBRARY_FILE = "lr_library_file"
 
 
 class Block(StrEnum):
@@ -35,10 +37,12 @@ class Block(StrEnum):
     JUSTIFICATION = "justification"
     TICKET = "ticket"
     ROW_BUTTONS = "row_buttons"
+    PLAYBOOK = "playbook"
+    PLAYBOOK_PARAMS = "playbook_params"
 
 
 def row_block(index: int, part: str) -> str:
-    """Block id of a command row's ``type`` select or ``value`` input (index from 0)."""
+    """Block id of a command row's ``type`` select, ``file`` picker or ``value`` input (from 0)."""
     return f"row_{index}_{part}"
 
 

@@ -8,20 +8,23 @@ answer in time: the request, or a specific error under the field they typed.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from bot import views
 from bot.ids import Block, row_block
+from bot.library_cache import LibraryCache
 from bot.logs import ContextThreadPool
 from bot.modal import ModalValues
+from bot.preflight import Finding, preflight
 from commands.errors import CommandError, DefenderError, MachineLookupError, NotFound
 from commands.models import CommandSequence, GetFile, PutFile, RunScript, check_order
+from commands.playbooks import Playbook, expand, parse_params
 from commands.syntax import parse_command, parse_sequence
 from commands.wire import LibraryFile, Machine, MachineAction
 
@@ -55,11 +58,23 @@ class Accepted:
     ticket: str | None
     # For each command, the block its problems are shown under (a row, or the text box).
     sources: tuple[str, ...] = ()
+    preflight: tuple[Finding, ...] = ()
+    # The playbook the commands were expanded from: {"name": …, "params": {…}}.
+    playbook: dict[str, Any] | None = None
 
 
-def machine_card(machine: Machine, active: MachineAction | None) -> dict[str, Any]:
-    """What the request message shows about the device, as stored with the request."""
-    return {
+def machine_card(
+    machine: Machine,
+    active: MachineAction | None,
+    checks: tuple[Finding, ...] = (),
+    playbook: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What the request message shows about the device, as stored with the request.
+
+    The preflight findings and the playbook ride along in this JSON column: they are shown,
+    never queried, so they need no columns (nor a migration) of their own.
+    """
+    card: dict[str, Any] = {
         "name": machine.name,
         "id": machine.id,
         "os_platform": machine.os_platform,
@@ -70,24 +85,11 @@ def machine_card(machine: Machine, active: MachineAction | None) -> dict[str, An
         "machine_tags": list(machine.machine_tags),
         "active_action_id": active.id if active else None,
     }
-
-
-class _LibraryCache:
-    def __init__(self, ttl_seconds: float, monotonic: Callable[[], float]) -> None:
-        self._ttl = ttl_seconds
-        self._monotonic = monotonic
-        self._lock = threading.Lock()
-        self._files: dict[str, LibraryFile] | None = None
-        self._at = 0.0
-
-    def get(self, load: Callable[[], list[LibraryFile]]) -> dict[str, LibraryFile]:
-        with self._lock:
-            if self._files is not None and self._monotonic() - self._at < self._ttl:
-                return self._files
-        files = {f.file_name: f for f in load()}
-        with self._lock:
-            self._files, self._at = files, self._monotonic()
-        return files
+    if checks:
+        card["preflight"] = [f.as_json() for f in checks]
+    if playbook:
+        card["playbook"] = playbook
+    return card
 
 
 class Intake:
@@ -100,13 +102,21 @@ class Intake:
         deadline_seconds: float = 2.2,
         library_ttl_seconds: float = 60.0,
         monotonic: Callable[[], float] = time.monotonic,
+        playbooks: dict[str, Playbook] | None = None,
+        start_deadline_minutes: float = 120.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         # An analyst waits on these lookups: a client that has an interactive view (the
         # budget's reserve, a short wait for it) lends it; fakes are used as they are.
         interactive = getattr(defender, "interactive", None)
         self._defender: DefenderLookups = interactive() if callable(interactive) else defender
         self._deadline = deadline_seconds
-        self._library = _LibraryCache(library_ttl_seconds, monotonic)
+        # The picker's listing only: a submission reads the library afresh, so a file that
+        # vanished (or changed) since it was picked is caught before anyone approves.
+        self.library = LibraryCache(self._defender.library_files, library_ttl_seconds, monotonic)
+        self.playbooks: dict[str, Playbook] = dict(playbooks or {})
+        self._start_deadline_minutes = start_deadline_minutes
+        self._clock = clock
         # Lookups log with the submitter's context (``bot.logs.about``).
         self._pool = ContextThreadPool(max_workers=8, thread_name_prefix="intake")
 
@@ -133,7 +143,7 @@ class Intake:
 
         started = time.monotonic()
         machine_f = self._pool.submit(self._defender.resolve_machine, values.device)
-        library_f = self._pool.submit(self._library.get, self._defender.library_files)
+        library_f = self._pool.submit(self._library_now)
         machine = self._wait(machine_f, started, errors, Block.DEVICE)
         active: MachineAction | None = None
         if machine is not None:
@@ -144,6 +154,18 @@ class Intake:
             self._check_library(commands, sources, library, errors)
         if errors or machine is None or commands is None or library is None:
             return errors
+        checks = tuple(
+            preflight(
+                machine, active, commands, library, self._clock(), self._start_deadline_minutes
+            )
+        )
+        # What cannot run is refused now, under the device field; a missing library file
+        # was already reported under its command by _check_library.
+        refusals = [f.text for f in checks if f.level == "block"]
+        if refusals:
+            errors[Block.DEVICE] = " ".join(refusals)
+            log.info("request refused by preflight: %s", refusals)
+            return errors
         return Accepted(
             machine=machine,
             active_action=active,
@@ -152,13 +174,32 @@ class Intake:
             justification=values.justification,
             ticket=values.ticket or None,
             sources=tuple(sources),
+            preflight=checks,
+            playbook=(
+                {"name": values.playbook, "params": parse_params(values.playbook_params)}
+                if values.playbook
+                else None
+            ),
         )
+
+    def _library_now(self) -> dict[str, LibraryFile]:
+        return {f.file_name: f for f in self._defender.library_files()}
 
     def _commands(
         self, values: ModalValues, errors: dict[str, str]
     ) -> tuple[CommandSequence | None, list[str]]:
         """The sequence, and for each command the block its problems belong under."""
-        filled = [(i, kind, value) for i, (kind, value) in enumerate(values.rows) if kind or value]
+        files = values.row_files + [""] * (len(values.rows) - len(values.row_files))
+        filled = [
+            (i, kind, value, files[i])
+            for i, (kind, value) in enumerate(values.rows)
+            if kind or value or files[i]
+        ]
+        if values.playbook:
+            return self._playbook(values, bool(filled), errors)
+        if values.playbook_params:
+            errors[Block.PLAYBOOK_PARAMS] = "Choose a playbook for these parameters, or clear them."
+            return None, []
         if values.commands_text and filled:
             errors[Block.COMMANDS_TEXT] = (
                 "Use either the command rows or this text, not both: clear one of them."
@@ -179,16 +220,16 @@ class Intake:
             return None, []
         parsed: list[PutFile | RunScript | GetFile] = []
         sources: list[str] = []
-        for index, kind, value in filled:
+        for index, kind, value, file in filled:
             if kind is None:
                 errors[row_block(index, "type")] = "Pick PutFile, RunScript or GetFile."
                 continue
-            if not value:
-                errors[row_block(index, "value")] = f"{kind} needs a value."
+            text = _row_text(index, kind, value, file, errors)
+            if text is None:
                 continue
             try:
-                parsed.append(parse_command(f"{_VERBS[kind]} {value}"))
-                sources.append(row_block(index, "value"))
+                parsed.append(parse_command(text))
+                sources.append(row_block(index, "file" if file else "value"))
             except CommandError as exc:
                 errors[row_block(index, "value")] = exc.message
         if len(parsed) != len(filled):
@@ -200,6 +241,30 @@ class Intake:
             errors[block] = str(exc)
             return None, []
         return CommandSequence(commands=tuple(parsed)), sources
+
+    def _playbook(
+        self, values: ModalValues, other_commands: bool, errors: dict[str, str]
+    ) -> tuple[CommandSequence | None, list[str]]:
+        """The chosen playbook's expansion; its problems go under the parameters field."""
+        if other_commands or values.commands_text:
+            errors[Block.PLAYBOOK] = (
+                "A playbook brings its own commands: clear the command rows and text, or the"
+                " playbook."
+            )
+            return None, []
+        playbook = self.playbooks.get(values.playbook)
+        if playbook is None:
+            known = ", ".join(sorted(self.playbooks)) or "none configured"
+            errors[Block.PLAYBOOK] = f"No playbook {values.playbook}. Playbooks: {known}."
+            return None, []
+        try:
+            sequence = expand(playbook, parse_params(values.playbook_params))
+        except CommandError as exc:
+            errors[Block.PLAYBOOK_PARAMS] = (
+                f"{views.sentence(exc.message)} Usage: {playbook.usage()}"
+            )
+            return None, []
+        return sequence, [str(Block.PLAYBOOK_PARAMS)] * len(sequence)
 
     def _wait(
         self,
@@ -264,3 +329,32 @@ class Intake:
                 block,
                 f"{name} is not in the live response library. Library files: {known}.",
             )
+
+
+def _row_text(index: int, kind: str, value: str, file: str, errors: dict[str, str]) -> str | None:
+    """A row as one command in the text syntax; None (and an error) when it makes none."""
+    if not file:
+        if not value:
+            pick = "" if kind == "GetFile" else ", or pick a library file"
+            errors[row_block(index, "value")] = f"{kind} needs a value{pick}."
+            return None
+        return f"{_VERBS[kind]} {value}"
+    if kind == "GetFile":
+        errors[row_block(index, "file")] = (
+            "GetFile collects a path from the device: clear the library file and type the path."
+        )
+        return None
+    if kind == "PutFile" and value:
+        errors[row_block(index, "value")] = (
+            "PutFile takes only the library file: clear this box (arguments go with RunScript)."
+        )
+        return None
+    if value.split(None, 1)[:1] == [file]:
+        # The name twice would run the script with its own name as the first argument.
+        errors[row_block(index, "value")] = (
+            f"{file} is picked above: leave only its arguments here."
+        )
+        return None
+    # Quoted, so a picked name is read back as exactly that name.
+    name = '"' + file.replace('"', '""') + '"'
+    return f"{_VERBS[kind]} {name} {value}".rstrip()

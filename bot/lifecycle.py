@@ -89,6 +89,8 @@ def change_transition(
 def creation(record: RequestRecord) -> Transition:
     """A new request's events: what was asked, and what intake found (for the audit trail)."""
     batch = {"batch_id": record.batch_id} if record.batch_id else {}
+    playbook = record.machine.get("playbook")  # {"name": …, "params": {…}}, if one was used
+    from_playbook = {"playbook": playbook} if playbook else {}
     return (
         Transition()
         .event(
@@ -102,6 +104,7 @@ def creation(record: RequestRecord) -> Transition:
             digest=record.digest,
             approvals_needed=record.approvals_needed,
             **batch,
+            **from_playbook,
         )
         # Intake checked the device and the library: what it found.
         .event("validated", None, machine_id=record.machine_id, library=record.library)
@@ -210,7 +213,9 @@ class Lifecycle:
             channel=channel,
             machine_id=accepted.machine.id,
             machine_name=accepted.machine.name,
-            machine=machine_card(accepted.machine, accepted.active_action),
+            machine=machine_card(
+                accepted.machine, accepted.active_action, accepted.preflight, accepted.playbook
+            ),
             commands=accepted.commands,
             justification=accepted.justification,
             ticket=accepted.ticket,

@@ -42,6 +42,9 @@ class ModalValues(BaseModel):
 
     device: str = ""
     rows: list[tuple[RowKind | None, str]] = Field(default_factory=list)
+    row_files: list[str] = Field(default_factory=list)  # each row's picked library file
+    playbook: str = ""
+    playbook_params: str = ""
     commands_text: str = ""
     justification: str = ""
     ticket: str = ""
@@ -67,8 +70,8 @@ def clean_text(text: str) -> str:
     return _LONE_SURROGATE.sub("\ufffd", text.replace("\x00", ""))
 
 
-def _text(values: dict[str, Any], block: str) -> str:
-    element = values.get(block, {}).get(str(Action.VALUE), {})
+def _text(values: dict[str, Any], block: str, action: str = Action.VALUE) -> str:
+    element = values.get(block, {}).get(str(action), {})
     if not isinstance(element, dict):
         return ""
     value = element.get("value")
@@ -83,13 +86,18 @@ def read_values(state_values: object, rows: int) -> ModalValues:
     values: dict[str, Any] = state_values if isinstance(state_values, dict) else {}
     values = {k: v for k, v in values.items() if isinstance(v, dict)}
     row_values: list[tuple[RowKind | None, str]] = []
+    row_files: list[str] = []
     for index in range(min(max(rows, 0), MAX_ROWS)):
+        row_files.append(_text(values, row_block(index, "file"), Action.LIBRARY_FILE))
         kind = _text(values, row_block(index, "type"))
         value = _text(values, row_block(index, "value"))
         row_values.append((kind if kind in ("PutFile", "RunScript", "GetFile") else None, value))  # type: ignore[arg-type]
     return ModalValues(
         device=_text(values, Block.DEVICE),
         rows=row_values,
+        row_files=row_files,
+        playbook=_text(values, Block.PLAYBOOK),
+        playbook_params=_text(values, Block.PLAYBOOK_PARAMS),
         commands_text=_text(values, Block.COMMANDS_TEXT),
         justification=_text(values, Block.JUSTIFICATION),
         ticket=_text(values, Block.TICKET),

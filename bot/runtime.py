@@ -26,6 +26,7 @@ from bot.lifecycle import Lifecycle
 from bot.logs import ContextThreadPool
 from bot.metrics import Metrics, ObservedWebClient
 from bot.outbox import Deliverer
+from bot.playbook_file import load_playbooks
 from bot.policy_file import policy_from_settings
 from bot.services import Services
 from bot.settings import BotSettings
@@ -207,7 +208,12 @@ def build_runtime(
     tracker.pickup_seconds = _PICKUP_SECONDS
     lease = Lease(store, WORKER, Replica.this_process(), settings.lease_seconds)
     tracker.fence = lease.valid
-    intake = BatchIntake(defender)
+    intake = BatchIntake(
+        defender,
+        playbooks=load_playbooks(settings.playbooks_file),
+        start_deadline_minutes=settings.start_deadline_minutes,
+        clock=clock,
+    )
     batch_store = BatchStore(store)
     deliverer.batches = BatchDelivery(batch_store, clock)
     batches = BatchLifecycle(lifecycle, batch_store)

@@ -50,6 +50,8 @@ class BotSettings(BaseSettings):
     policy_file: Path | None = _env("LRBOT_POLICY")
     # Direct messages to the requester when their request is decided, expires or ends.
     notify_requester: bool = Field(True, validation_alias=AliasChoices("LRBOT_NOTIFY_REQUESTER"))
+    # Playbooks (TOML): named command sequences with parameters, checked at start-up.
+    playbooks_file: Path | None = _env("LRBOT_PLAYBOOKS")
     approval_ttl_minutes: float = Field(
         60, gt=0, le=7 * 24 * 60, validation_alias=AliasChoices("LRBOT_APPROVAL_TTL_MINUTES")
     )

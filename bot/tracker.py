@@ -25,6 +25,7 @@ from bot.lifecycle import Lifecycle, change_transition, defender_comment
 from bot.logs import about
 from bot.records import CommandState, RequestRecord, RequestState
 from bot.store import Store, Transition
+from bot.time_limits import expected_seconds
 from commands.budget import CallBudget
 from commands.digest import library_changes, payload_digest
 from commands.errors import (
@@ -741,21 +742,6 @@ def _reached_device(action: MachineAction) -> bool:
     """Whether the action started: one still queued can end (TimeOut, Cancelled) unstarted."""
     return action.status == "InProgress" or any(
         c.start_time or c.command_status != "Created" for c in action.commands
-    )
-
-
-# Defender ends a RunScript after 10 minutes; other commands have no documented limit, so
-# they get a generous allowance, and the whole run a margin, before anyone is alerted.
-RUNSCRIPT_LIMIT_SECONDS = 600
-OTHER_COMMAND_SECONDS = 300
-OVERTIME_MARGIN_SECONDS = 300
-
-
-def expected_seconds(commands: CommandSequence) -> float:
-    """How long a run may take by Defender's limits, plus a margin."""
-    return OVERTIME_MARGIN_SECONDS + sum(
-        RUNSCRIPT_LIMIT_SECONDS if c.kind == "RunScript" else OTHER_COMMAND_SECONDS
-        for c in commands.commands
     )
 
 

@@ -6,6 +6,7 @@ check runs offline. It does not know scope names, hence the method → scope tab
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 import re
@@ -69,6 +70,22 @@ def test_manifest_is_valid_against_slack_schema(manifest: dict[str, Any]) -> Non
     schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
     jsonschema.Draft7Validator.check_schema(schema)
     errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(manifest), key=str)
+    assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors)
+
+
+def test_the_http_mode_edits_the_comments_describe_are_valid_too(manifest: dict[str, Any]) -> None:
+    """HTTP mode, as manifest.yml's header says: the request URLs and the options URL the
+    library file picker (an ``external_select``) loads its options from."""
+    header = MANIFEST.read_text(encoding="utf-8").split("display_information", 1)[0]
+    url = "https://lrbot.example.com/slack/events"
+    http = copy.deepcopy(manifest)
+    http["settings"]["socket_mode_enabled"] = False
+    http["features"]["slash_commands"][0]["url"] = url
+    for key in ("request_url", "message_menu_options_url"):
+        assert f"settings.interactivity.{key}" in header
+        http["settings"]["interactivity"][key] = url
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(http), key=str)
     assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors)
 
 

@@ -51,6 +51,7 @@ from bot.views.common import code_block, code_blocks
 from bot.views.thread import DEFAULT_LARGE_RESULT_NOTE, large_result_note
 from commands.errors import CommandError, ConfigurationError
 from commands.models import MAX_ARGS_LENGTH, CommandSequence, GetFile, PutFile, RunScript
+from commands.playbooks import Parameter, Playbook
 from commands.syntax import format_command, parse_sequence
 from commands.wire import FINAL_STATUSES, RunScriptOutput
 
@@ -351,6 +352,28 @@ def modal_inputs(view: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {b["block_id"]: b for b in view["blocks"] if b["type"] == "input"}
 
 
+def test_modal_with_playbooks_offers_them_and_keeps_the_choice() -> None:
+    playbooks = [
+        Playbook("grab", "Collect a file " + "x" * 100, "getfile C:\\{f}", (Parameter("f"),)),
+        Playbook("triage", "", "runscript t.ps1 {d}", (Parameter("d", default="3"),)),
+    ]
+    values = ModalValues(playbook="triage", playbook_params="d=5")
+    view = request_modal(ModalMetadata(channel_id="CSOC1", rows=1), values, playbooks)
+    View(**view).to_dict()
+    check_blocks(view["blocks"], 100)
+    inputs = modal_inputs(view)
+    select = inputs[Block.PLAYBOOK]["element"]
+    assert [o["value"] for o in select["options"]] == ["grab", "triage"]
+    assert all(len(o["text"]["text"]) <= 75 for o in select["options"])
+    assert select["initial_option"]["value"] == "triage"
+    params = inputs[Block.PLAYBOOK_PARAMS]
+    assert params["element"]["initial_value"] == "d=5"
+    assert "grab f=<f>; triage [d=3]" in params["hint"]["text"]
+    # Without playbooks configured, the form has no playbook fields.
+    plain_view = request_modal(ModalMetadata(channel_id="CSOC1", rows=1))
+    assert Block.PLAYBOOK not in modal_inputs(plain_view)
+
+
 @pytest.mark.parametrize("rows", range(1, MAX_ROWS + 1))
 def test_modal_is_valid_for_every_row_count(rows: int) -> None:
     view = request_modal(ModalMetadata(channel_id="CSOC1", rows=rows))
@@ -365,9 +388,14 @@ def test_modal_is_valid_for_every_row_count(rows: int) -> None:
     assert ModalMetadata.model_validate_json(view["private_metadata"]).rows == rows
     inputs = modal_inputs(view)
     expected = {Block.DEVICE, Block.COMMANDS_TEXT, Block.JUSTIFICATION, Block.TICKET}
-    expected |= {row_block(i, part) for i in range(rows) for part in ("type", "value")}
+    expected |= {row_block(i, part) for i in range(rows) for part in ("type", "file", "value")}
     assert set(inputs) == expected
-    assert all(b["element"]["action_id"] == Action.VALUE for b in inputs.values())
+    pickers = {row_block(i, "file") for i in range(rows)}
+    assert all(
+        b["element"]["action_id"] == (Action.LIBRARY_FILE if k in pickers else Action.VALUE)
+        for k, b in inputs.items()
+    )
+    assert all(inputs[k]["element"]["type"] == "external_select" for k in pickers)
     assert not inputs[Block.DEVICE]["optional"] and not inputs[Block.JUSTIFICATION]["optional"]
     assert inputs[Block.COMMANDS_TEXT]["optional"] and inputs[Block.TICKET]["optional"]
     assert inputs[Block.JUSTIFICATION]["element"]["multiline"]
@@ -857,3 +885,35 @@ def test_large_result_note_setting_refuses_unknown_fields() -> None:
     assert load_bot_settings(_env_file=None).large_result_note == DEFAULT_LARGE_RESULT_NOTE
     with pytest.raises(ConfigurationError, match=r"LRBOT_LARGE_RESULT_NOTE: \{host\} is not"):
         load_bot_settings(_env_file=None, LRBOT_LARGE_RESULT_NOTE="Ask {host}.")
+
+
+def test_request_message_shows_the_preflight_and_the_playbook_while_open() -> None:
+    findings = [
+        {"level": "ok", "text": "Onboarded to Defender."},
+        {"level": "warn", "text": f"Last seen long ago {HOSTILE}"},
+        {"level": "block", "text": "x" * 5000},
+        "not a finding",
+    ]
+    card = machine(
+        preflight=findings,
+        playbook={"name": "collect-triage", "params": {"case": "IR-7"}},
+    )
+    open_record = make_record(RequestState.AWAITING_APPROVAL, machine=card)
+    message = request_message(open_record, NOW)
+    check_message(message)
+    assert_inert(message)
+    texts = mrkdwn_texts(message.blocks)
+    [preflight] = [t for t in texts if t.startswith("*Preflight*")]
+    lines = preflight.splitlines()
+    assert lines[1] == "✅ Onboarded to Defender."
+    assert lines[2].startswith("⚠️ Last seen long ago &lt;!channel&gt;")
+    assert lines[3].startswith("⛔ xxx") and len(lines[3]) < 1000
+    assert len(lines) == 4  # what is not a finding is left out
+    assert any(
+        "*Playbook* `collect-triage` (case=IR-7), expanded in full below" in t for t in texts
+    )
+    # Closed, the request says what happened instead.
+    closed = make_record(RequestState.REJECTED, machine=card)
+    assert not any(
+        t.startswith("*Preflight*") for t in mrkdwn_texts(request_message(closed, NOW).blocks)
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot.links import WorkspaceLinks
-from bot.listeners import actions, batch, commands, errors, home, modal
+from bot.listeners import actions, batch, commands, errors, home, library, modal
 from bot.listeners.status import Subcommands
 from bot.lookup import Lookup
 from bot.services import Services
@@ -23,4 +23,5 @@ def register(app: App, services: Services) -> None:
     actions.register(app, services)
     home.register(app, lookup, links)
     batch.register(app, services)
+    library.register(app, services)
     errors.register(app)

@@ -16,6 +16,8 @@ from bot import views
 from bot.listeners.status import Subcommands, parse_subcommand
 from bot.modal import ModalMetadata, ModalValues
 from bot.services import Services
+from commands.errors import CommandError
+from commands.playbooks import expand, parse_params
 from commands.syntax import split_device_and_commands
 
 __all__ = ["register"]
@@ -62,13 +64,22 @@ def register(app: App, services: Services, subcommands: Subcommands) -> None:
         if not where:
             ack(response_type="ephemeral", text=views.sentence(where.reason))
             return
-        ack()
         device, rest = split_device_and_commands(text)
         values = ModalValues(device=device[:3000], commands_text=rest[:3000])
+        words = rest.split(None, 1)
+        if words and words[0].lower() == "playbook":
+            typed = typed_playbook(services, words[1] if len(words) > 1 else "", command_name)
+            if isinstance(typed, str):
+                log.info("typed playbook refused: %s", typed)
+                ack(response_type="ephemeral", text=typed)
+                return
+            values = ModalValues(device=device[:3000], playbook=typed[0], playbook_params=typed[1])
+        ack()
         # The trigger_id lives 3 seconds: open the modal before anything that may be slow.
         try:
             opened = client.views_open(
-                trigger_id=command.get("trigger_id"), view=views.request_modal(meta, values)
+                trigger_id=command.get("trigger_id"),
+                view=views.request_modal(meta, values, list(services.intake.playbooks.values())),
             )
         except SlackApiError as exc:
             # An expired or reused trigger (a slow round trip, a replayed request) is no bug
@@ -108,3 +119,20 @@ def _respond(respond: Respond, command: dict[str, Any], answer: views.Message) -
         )
     except (ValueError, OSError) as sent:  # a response_url that is no URL, or down
         log.warning("could not answer the subcommand: %s", sent)
+
+
+def typed_playbook(services: Services, text: str, command_name: str) -> tuple[str, str] | str:
+    """``<name> [param=value…]`` checked now: (name, params), or what is wrong with it."""
+    name, params = [*text.split(None, 1), "", ""][:2]
+    playbook = services.intake.playbooks.get(name)
+    if playbook is None:
+        known = ", ".join(sorted(services.intake.playbooks)) or "none are configured"
+        return views.escape(f"No playbook {name or '(none given)'}. Playbooks: {known}.")
+    try:
+        expand(playbook, parse_params(params))
+    except CommandError as exc:
+        return views.escape(
+            f"{views.sentence(exc.message)} Usage: {command_name} <device> playbook"
+            f" {playbook.usage()}"
+        )
+    return name, " ".join(params.split())

@@ -88,11 +88,16 @@ def register(app: App, services: Services) -> None:
         values = read_values((view.get("state") or {}).get("values"), meta.rows)
         rows = min(MAX_ROWS, max(1, meta.rows + delta))
         values.rows = values.rows[:rows]
+        values.row_files = values.row_files[:rows]
         try:
             client.views_update(
                 view_id=view_id,
                 hash=view.get("hash"),
-                view=views.request_modal(meta.model_copy(update={"rows": rows}), values),
+                view=views.request_modal(
+                    meta.model_copy(update={"rows": rows}),
+                    values,
+                    list(services.intake.playbooks.values()),
+                ),
             )
         except SlackApiError as exc:
             # hash_conflict (two quick clicks) or a view that is gone: the form as Slack

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from bot.ids import Action, Block, Callback, row_block
 from bot.modal import MAX_ROWS, ModalMetadata, ModalValues, RowKind
 from bot.views.common import channel_link, clip, escape, mrkdwn, plain
 from commands.models import MAX_COMMANDS
+from commands.playbooks import Playbook
 
 __all__ = ["help_text", "notice_modal", "request_modal"]
 
@@ -76,7 +78,70 @@ def _option(kind: RowKind) -> dict[str, Any]:
     return {"text": plain(f"{kind} — {_KINDS[kind]}", 75), "value": kind}
 
 
-def _row(index: int, kind: RowKind | None, value: str) -> list[dict[str, Any]]:
+def _file_picker(index: int, file: str) -> dict[str, Any]:
+    """A library file picker; Slack loads its options from the bot as the analyst types."""
+    picker: dict[str, Any] = {
+        "type": "external_select",
+        "action_id": Action.LIBRARY_FILE,
+        "placeholder": plain("Search the library", 150),
+        "min_query_length": 0,
+    }
+    if file:
+        picker["initial_option"] = {"text": plain(file, 75), "value": file[:150]}
+    return {
+        "type": "input",
+        "block_id": row_block(index, "file"),
+        "label": plain("Library file (PutFile, RunScript)", 2000),
+        "optional": True,
+        "element": picker,
+        "hint": plain(
+            "Pick it here and leave only a RunScript's arguments in the box below, or type"
+            " everything in the box.",
+            2000,
+        ),
+    }
+
+
+def _playbook_blocks(playbooks: Sequence[Playbook], values: ModalValues) -> list[dict[str, Any]]:
+    if not playbooks:
+        return []
+    options = [
+        {
+            "text": plain(f"{p.name} — {p.description}" if p.description else p.name, 75),
+            "value": p.name,
+        }
+        for p in playbooks[:100]
+    ]
+    select: dict[str, Any] = {
+        "type": "static_select",
+        "action_id": Action.VALUE,
+        "placeholder": plain("Choose a playbook", 150),
+        "options": options,
+    }
+    chosen = next((o for o in options if o["value"] == values.playbook), None)
+    if chosen is not None:
+        select["initial_option"] = chosen
+    usage = "; ".join(p.usage() for p in playbooks)
+    return [
+        {
+            "type": "input",
+            "block_id": Block.PLAYBOOK,
+            "label": plain("Playbook (instead of the commands below)", 2000),
+            "optional": True,
+            "element": select,
+        },
+        _text_input(
+            Block.PLAYBOOK_PARAMS,
+            "Playbook parameters",
+            values.playbook_params,
+            max_length=1000,
+            placeholder="name=value name2=value2",
+            hint=f"Each as name=value, separated by spaces. {usage}",
+        ),
+    ]
+
+
+def _row(index: int, kind: RowKind | None, value: str, file: str = "") -> list[dict[str, Any]]:
     select: dict[str, Any] = {
         "type": "static_select",
         "action_id": Action.VALUE,
@@ -98,7 +163,7 @@ def _row(index: int, kind: RowKind | None, value: str) -> list[dict[str, Any]]:
         value,
         hint=_ROW_HINTS[kind if kind in _KINDS else None],
     )
-    return [kind_block, value_block]
+    return [kind_block, _file_picker(index, file), value_block]
 
 
 def _row_buttons(rows: int) -> list[dict[str, Any]]:
@@ -116,7 +181,11 @@ def _modal_button(text: str, action_id: str) -> dict[str, Any]:
     return {"type": "button", "text": plain(text, 75), "action_id": action_id, "value": text}
 
 
-def request_modal(meta: ModalMetadata, values: ModalValues | None = None) -> dict[str, Any]:
+def request_modal(
+    meta: ModalMetadata,
+    values: ModalValues | None = None,
+    playbooks: Sequence[Playbook] = (),
+) -> dict[str, Any]:
     """The request modal with ``meta.rows`` command rows, filled with ``values`` if given."""
     values = values or ModalValues()
     rows = min(max(meta.rows, 1), MAX_ROWS)
@@ -137,10 +206,12 @@ def request_modal(meta: ModalMetadata, values: ModalValues | None = None) -> dic
             hint="Several (up to 20): ws-1, ws-2 ws-3; or tag:<Defender tag> for every device"
             " carrying it. One approval covers them all.",
         ),
+        *_playbook_blocks(playbooks, values),
     ]
     for index in range(rows):
         kind, value = values.rows[index] if index < len(values.rows) else (None, "")
-        blocks += _row(index, kind, value)
+        file = values.row_files[index] if index < len(values.row_files) else ""
+        blocks += _row(index, kind, value, file)
     blocks += _row_buttons(rows)
     blocks += [
         _text_input(
@@ -188,6 +259,8 @@ _HELP = """\
 `{cmd} <device> <commands>` opens it filled in: the device first (host name or \
 40-character machine id), then the commands. Several devices, written without spaces \
 (`ws-1,ws-2`) or `tag:<name>`, make one batch request: one approval, one run per device.
+`{cmd} <device> playbook <name> [param=value…]` opens it with a playbook (a named, reviewed \
+command sequence) chosen and its parameters filled in.
 
 *Commands*
 • `putfile <library file>` copies a file from the live response library to the device

@@ -75,7 +75,7 @@ def request_message(record: RequestRecord, now: datetime) -> Message:
         header(f"{mark} Live response request — {words}"),
         _who(record),
         _device(record, now),
-        *_warnings(record),
+        *(_preflight(record) or _warnings(record)),
         *_commands(record),
         *_binding(record),
         section(_status(record, now)),
@@ -148,6 +148,47 @@ def _device(record: RequestRecord, now: datetime) -> dict[str, Any]:
     return section("*Device*", fields)
 
 
+_PREFLIGHT_MARKS = {"ok": "✅", "warn": "⚠️", "block": "⛔"}
+PREFLIGHT_LIMIT = 2400
+
+
+def _preflight(record: RequestRecord) -> list[dict[str, Any]]:
+    """The checks made at submit (``bot.preflight``), as stored with the request.
+
+    Like the warnings they replace, they go once the request is closed: by then they
+    describe a device as it was, and the thread says what happened.
+    """
+    if record.state.is_closed:
+        return []
+    findings = record.machine.get("preflight")
+    if not isinstance(findings, list) or not findings:
+        return []
+    lines = ["*Preflight*"]
+    allowance = max(120, PREFLIGHT_LIMIT // len(findings))
+    for finding in findings[:20]:
+        if not isinstance(finding, dict):
+            continue
+        mark = _PREFLIGHT_MARKS.get(str(finding.get("level")), "❔")
+        lines.append(f"{mark} {clip(str(finding.get('text', '')), allowance)}")
+    return [section("\n".join(lines))]
+
+
+def _playbook_line(record: RequestRecord) -> str:
+    playbook = record.machine.get("playbook")
+    if not isinstance(playbook, dict) or not playbook.get("name"):
+        return ""
+    params = playbook.get("params")
+    shown = (
+        " ".join(f"{k}={v}" for k, v in params.items())
+        if isinstance(params, dict) and params
+        else "defaults"
+    )
+    return (
+        f"\n*Playbook* `{clip(str(playbook['name']), 80)}` ({clip(shown, 300)}),"
+        " expanded in full below"
+    )
+
+
 def _warnings(record: RequestRecord) -> list[dict[str, Any]]:
     if record.state.is_closed:
         return []
@@ -170,7 +211,7 @@ def _warnings(record: RequestRecord) -> list[dict[str, Any]]:
 def _commands(record: RequestRecord) -> list[dict[str, Any]]:
     count = command_count(record)
     allowance = max(300, COMMANDS_BUDGET // max(count, 1))
-    blocks = [section(f"*Commands* ({count}, run in this order)")]
+    blocks = [section(f"*Commands* ({count}, run in this order){_playbook_line(record)}")]
     for index in range(count):
         text = command_text(record, index + 1) or ""
         block = code_block(text, allowance)

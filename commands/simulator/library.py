@@ -39,6 +39,10 @@ class Library:
     def wire(self) -> list[dict[str, Any]]:
         return [library_json(e.file, e.created, e.updated) for e in self._entries.values()]
 
+    def delete(self, name: str) -> bool:
+        """As ``DELETE /api/libraryfiles/{name}``; False when there was no such file."""
+        return self._entries.pop(name.casefold(), None) is not None
+
     def replace(self, name: str, content: bytes, description: str | None, now: float) -> None:
         """Upload as OverrideIfExists would: same name, new content (so a new sha256)."""
         entry = self._entries.get(name.casefold())

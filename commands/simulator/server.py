@@ -286,6 +286,10 @@ class SimulatorServer:
         """Every token issued so far is expired from now on."""
         self.state.expire_tokens()
 
+    def delete_library_file(self, name: str) -> bool:
+        """Remove ``name`` from the library, as someone deleting it in the portal would."""
+        return self.state.delete_library_file(name)
+
     def replace_library_file(
         self, name: str, content: bytes, description: str | None = None
     ) -> None:

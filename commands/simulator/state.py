@@ -280,6 +280,10 @@ class SimState:
         with self._lock:
             return self._library.wire()
 
+    def delete_library_file(self, name: str) -> bool:
+        with self._lock:
+            return self._library.delete(name)
+
     def replace_library_file(
         self, name: str, content: bytes, description: str | None = None
     ) -> None:

@@ -23,8 +23,15 @@ def test_demo_runs_a_request_to_its_results_offline(monkeypatch: pytest.MonkeyPa
         "uploaded triage.zip",
         "Succeeded",
         "1 file(s) uploaded",
+        # then the playbook, expanded in full and preflighted before Lee approves it
+        "/liveresponse ws-010 playbook collect-triage case=IR-2026-0142",
+        "*Playbook* `collect-triage` (case=IR-2026-0142)",
+        "runscript collect-triage.ps1 -Case IR-2026-0142",
+        "*Preflight*",
+        "playbook request",
     ]:
         assert line in transcript
+    assert transcript.rstrip().endswith("Succeeded")
     assert "sig=" not in transcript and "/blob/" not in transcript
 
 

@@ -410,8 +410,10 @@ def test_rows_grow_and_shrink_keeping_what_was_typed_then_submit(tmp_path: Path)
         assert input_blocks(two.view) == [
             DEVICE,
             row_block(0, "type"),
+            row_block(0, "file"),
             row_block(0, "value"),
             row_block(1, "type"),
+            row_block(1, "file"),
             row_block(1, "value"),
             TEXT,
             WHY,
@@ -457,6 +459,7 @@ def test_remove_last_never_goes_below_one_row(tmp_path: Path) -> None:
 
         assert [b for b in input_blocks(one.view) if b.startswith("row_")] == [
             row_block(0, "type"),
+            row_block(0, "file"),
             row_block(0, "value"),
         ]
         assert initial_values(one.view)[row_block(0, "value")] == "C:\\x"

@@ -81,7 +81,13 @@ def build_scenario(**overrides: Any) -> Scenario:
             id=machine(4), computer_dns_name="laptop-7.contoso.com", health_status="Inactive"
         ),
         SimMachine(id=machine(5), computer_dns_name="dc-01.contoso.com", remediation=False),
-        SimMachine(id=machine(6), computer_dns_name="old-01.contoso.com", supported=False),
+        SimMachine(
+            id=machine(6),
+            computer_dns_name="old-01.contoso.com",
+            os_platform="Windows7",
+            version="SP1",
+            supported=False,
+        ),
         SimMachine(id=machine(7), computer_dns_name="twin.contoso.com"),
         SimMachine(id=machine(8), computer_dns_name="twin.contoso.com"),
         SimMachine(id=machine(9), computer_dns_name="o'brien-pc.contoso.com"),
