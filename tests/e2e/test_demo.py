@@ -29,9 +29,12 @@ def test_demo_runs_a_request_to_its_results_offline(monkeypatch: pytest.MonkeyPa
         "runscript collect-triage.ps1 -Case IR-2026-0142",
         "*Preflight*",
         "playbook request",
+        # and last a batch: one approval, a run per device, the summary
+        "clicks Approve all",
+        "Batch finished: 3 of 3 devices succeeded",
     ]:
         assert line in transcript
-    assert transcript.rstrip().endswith("Succeeded")
+    assert transcript.rstrip().endswith("batch of 3 devices ended; 3 file(s) uploaded")
     assert "sig=" not in transcript and "/blob/" not in transcript
 
 
