@@ -58,6 +58,7 @@ def batch_script(
     records = [r for r in runtime.store.in_states(list(RequestState)) if r.message_ts == message.ts]
     transcript.say(
         "demo",
-        f"batch of {len(records)} devices ended; {len(slack.uploads()) - uploaded} file(s) uploaded",
+        f"batch of {len(records)} devices ended;"
+        f" {len(slack.uploads()) - uploaded} file(s) uploaded",
     )
     return 0 if table and table.startswith(f"Batch finished: {len(records)} of") else 1

@@ -254,3 +254,25 @@ def test_fuzz_batch_views_stay_within_slack_limits(members: list[tuple[RequestSt
     assert len(json.dumps(message.blocks)) < 12_000
     check_message(batch_summary(records, {}))
     check_message(member_reply(records[0], "x", None))
+
+
+def test_the_batch_message_reads_every_devices_preflight_as_one() -> None:
+    """What all devices share is said once; what is wrong on one device is named; the
+    devices whose own checks passed are counted."""
+    shared = [
+        {"level": "ok", "text": "ok.ps1 is in the library (sha256 ec0e9274)."},
+        {"level": "ok", "text": "Commands in a valid order."},
+    ]
+    members = _members(RequestState.AWAITING_APPROVAL, 3)
+    for i, member in enumerate(members):
+        own = {"level": "ok", "text": f"Last seen {i + 1} min ago."}
+        if i == 1:
+            own = {"level": "warn", "text": "Last seen 3 days ago: the run may wait."}
+        member.machine["preflight"] = [*shared, own]
+    message = batch_message("lb-00000001", "f" * 64, members, NOW)
+    check_message(message)
+    text = "\n".join(mrkdwn_texts(message.blocks))
+    assert text.count("ok.ps1 is in the library") == 1
+    assert "⚠️ srv-001.contoso.com: Last seen 3 days ago" in text
+    assert "Device checks passed on 2 devices." in text
+    assert "Last seen 1 min ago" not in text

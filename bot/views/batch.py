@@ -25,7 +25,7 @@ from bot.views.common import (
     seconds_between,
     section,
 )
-from bot.views.request import _commands, _status, _who, state_words
+from bot.views.request import _PREFLIGHT_MARKS, _commands, _status, _who, state_words
 
 __all__ = ["batch_message", "batch_summary", "member_reply"]
 
@@ -45,6 +45,44 @@ def _device_line(position: int, record: RequestRecord) -> str:
         elif record.machine.get("health_status") not in (None, "Active"):
             line += " · ⚠️ not Active: queues until it connects"
     return line[:DEVICE_LINE]
+
+
+def _findings(record: RequestRecord) -> list[tuple[str, str]]:
+    stored = record.machine.get("preflight")
+    if not isinstance(stored, list):
+        return []
+    return [
+        (str(f.get("level")), str(f.get("text", ""))) for f in stored[:20] if isinstance(f, dict)
+    ]
+
+
+def _preflight(members: list[RequestRecord]) -> list[dict[str, Any]]:
+    """Each device's preflight (``bot.preflight``), read as one: the findings every device
+    shares (library files, order, time limits) once, then what is not ok on a device,
+    named; the devices whose own checks all passed are counted, not listed."""
+    open_members = [m for m in members if not m.state.is_closed]
+    found = {m.id: _findings(m) for m in open_members}
+    if not any(found.values()):
+        return []
+    shared = set.intersection(*(set(f) for f in found.values()))
+    lines = ["*Preflight*"]
+    first = found[open_members[0].id]
+    lines += [
+        f"{_PREFLIGHT_MARKS.get(level, '❔')} {clip(text, 300)}"
+        for level, text in first
+        if (level, text) in shared
+    ]
+    passed = 0
+    for member in open_members:
+        own = [(lv, t) for lv, t in found[member.id] if (lv, t) not in shared and lv != "ok"]
+        if not own:
+            passed += 1
+        for level, text in own:
+            name = clip(device_name(member), 60)
+            lines.append(f"{_PREFLIGHT_MARKS.get(level, '❔')} {name}: {clip(text, 200)}")
+    if passed:
+        lines.append(f"✅ Device checks passed on {plural(passed, 'device')}.")
+    return [section(clip("\n".join(lines), 2900))]
 
 
 def _overall(members: list[RequestRecord]) -> tuple[str, str]:
@@ -83,6 +121,7 @@ def batch_message(
             for i in range(0, len(devices), DEVICES_PER_SECTION)
         ),
         *_commands(asked),
+        *_preflight(members),
         section(_status(_decided(first), now)),
         *_buttons(batch_id, digest, first, members),
         context(

@@ -144,6 +144,9 @@ def test_bad_device_lists_are_refused_under_the_device_field(tmp_path: Path) -> 
         assert "nosuch-42" in unknown
         none = _device_error(_submit(bot, "tag:Nobody", "runscript ok.ps1"))
         assert "Nobody" in none
+        # A device that cannot run live response at all refuses the batch, named, at once.
+        old = _device_error(_submit(bot, f"{SRV[0]},old-01.contoso.com", "runscript ok.ps1"))
+        assert "old-01.contoso.com" in old and "does not support Windows7" in old, old
         assert bot.slack.messages(CHANNEL) == []
         assert bot.store_runtime.store.in_states(list(RequestState)) == []
 
