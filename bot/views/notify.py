@@ -36,9 +36,13 @@ def requester_dm(record: RequestRecord, state: RequestState, workspace: str | No
     """What the requester is told; ``state`` is the one reported, ``record`` as it is now."""
     mark, _ = state_words(record.with_changes(state=state))
     device = clip(device_name(record), 120)
-    sentence = (
-        f"Your live response request `{escape(record.id)}` on *{device}* {_what(record, state)}."
-    )
+    if record.batch_id is not None:  # a batch's decision is told once, for all its devices
+        sentence = f"Your batch request `{escape(record.batch_id)}` {_what(record, state)}."
+    else:
+        sentence = (
+            f"Your live response request `{escape(record.id)}` on *{device}*"
+            f" {_what(record, state)}."
+        )
     url = thread_url(workspace, record.channel, record.message_ts)
     link = f"<{url}|Open the request's thread>" if url else "Its thread is in the request channel."
     return Message(

@@ -118,7 +118,7 @@ def test_a_batch_by_hostnames_is_one_message_one_approval_and_one_run_per_device
         # The requester hears of the approval once and of the end once, not per device.
         dms = [m.text for m in bot.slack.direct_messages(REQUESTER)]
         assert len(dms) == 2, dms
-        assert "was approved" in dms[0]
+        assert "Your batch request `lb-" in dms[0] and "was approved" in dms[0]
         assert "batch request" in dms[1] and "3 of 3 devices succeeded" in dms[1]
         assert_slack_accepts_everything_sent(bot.slack)
 
@@ -166,7 +166,7 @@ def test_a_rejected_batch_runs_nothing(tmp_path: Path) -> None:
         assert not [p for p in bot.defender.api_requests("POST") if "runliveresponse" in p.path]
         bot.wait(bot.settled, "the outbox to drain")
         dms = [m.text for m in bot.slack.direct_messages(REQUESTER)]
-        assert len(dms) == 1 and "was rejected" in dms[0], dms
+        assert len(dms) == 1 and "batch request" in dms[0] and "was rejected" in dms[0], dms
 
 
 def test_the_run_rate_holds_for_a_batch_bigger_than_it(tmp_path: Path) -> None:
