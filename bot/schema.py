@@ -23,6 +23,7 @@ from __future__ import annotations
 import enum
 import functools
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,6 +136,11 @@ def head(location: str = MIGRATIONS) -> str:
     return found
 
 
+# alembic keeps its running migration in module globals (``alembic.context``): two threads
+# migrating at once (stores opened together) would run in each other's context.
+_ALEMBIC = threading.RLock()
+
+
 @functools.cache
 def _known(location: str) -> frozenset[str]:
     return frozenset(script.revision for script in _scripts(location).walk_revisions())
@@ -147,7 +153,7 @@ def baseline_columns() -> dict[str, frozenset[str]]:
     on a scratch in-memory database, so there is no second copy of it to drift."""
     scratch = sa.create_engine("sqlite://")
     try:
-        with scratch.begin() as conn:
+        with scratch.begin() as conn, _ALEMBIC:
             command.upgrade(alembic_config(conn), BASELINE)
             return _columns(conn, exclude=("alembic_version",))
     finally:
@@ -225,8 +231,10 @@ def upgrade(
                 f" what lrbot made then ({'; '.join(problems)}): not adopting them at"
                 f" revision {BASELINE}"
             )
-        command.stamp(config, BASELINE)
-    command.upgrade(config, "head")
+        with _ALEMBIC:
+            command.stamp(config, BASELINE)
+    with _ALEMBIC:
+        command.upgrade(config, "head")
     after = read_status(conn, location)
     was = f"revision {before.revision}" if before.revision else f"{before.state}, no revision"
     log.info(

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -217,6 +219,30 @@ def _as_utc(value: datetime) -> datetime:
 _READ_ONLY = "lrbot_read_only"
 
 
+_WAL_WAIT_SECONDS = 30.0  # as long as any other statement waits for a lock
+
+
+def _use_wal(dbapi_connection: Any) -> None:
+    """Put the database file in WAL mode (a property of the file, so usually it already is).
+
+    Switching needs the file to itself, and SQLite answers "database is locked" at once
+    rather than through its busy wait when another connection holds it, as when several
+    processes open a new database together: so wait here, in short steps, for it.
+    """
+    deadline = time.monotonic() + _WAL_WAIT_SECONDS
+    while True:
+        mode = dbapi_connection.execute("PRAGMA journal_mode").fetchone()
+        if mode and str(mode[0]).lower() == "wal":
+            return
+        try:
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)
+
+
 def _make_engine(url: str) -> Engine:
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == "postgresql":
@@ -238,7 +264,7 @@ def _make_engine(url: str) -> Engine:
         # Let SQLAlchemy, not the driver, open transactions, and open writes as writers
         # (BEGIN IMMEDIATE): a reader upgraded to a writer fails at once under WAL.
         dbapi_connection.isolation_level = None
-        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        _use_wal(dbapi_connection)
         dbapi_connection.execute("PRAGMA foreign_keys=ON")
 
     @sa.event.listens_for(engine, "begin")
