@@ -20,6 +20,7 @@ __all__ = ["BATCH_ITEMS", "BatchDelivery"]
 log = logging.getLogger(__name__)
 
 _DECISIONS = frozenset({RequestState.APPROVED, RequestState.REJECTED, RequestState.EXPIRED})
+_UNDECIDED_ENDS = frozenset({RequestState.REJECTED, RequestState.WITHDRAWN, RequestState.EXPIRED})
 BATCH_ITEMS = frozenset({"post_batch", "update_batch", "batch_reply", "batch_summary"})
 
 Call = Callable[..., Any]
@@ -87,7 +88,7 @@ class BatchDelivery:
         if batch is None:
             return None
         members = self.batches.members(batch.id)
-        if not any(m.action_id for m in members):
+        if all(m.state in _UNDECIDED_ENDS for m in members):
             return None  # rejected, withdrawn or expired: the decision's DM said nothing ran
         return batch_dm(batch.id, members, batch.message_ts, workspace)
 

@@ -80,8 +80,9 @@ class BatchIntake(Intake):
         started = self._monotonic()
         # The first named device is looked up by the single-device check itself.
         others = named.devices[1:]
-        by_name = {n: self._lookups.submit(self._tags.resolve_machine, n) for n in others}
+        # Tags first: they have the shorter allowance, and must not queue behind 19 names.
         by_tag = {t: self._lookups.submit(self._tags.machines_by_tag, t) for t in named.tags}
+        by_name = {n: self._lookups.submit(self._tags.resolve_machine, n) for n in others}
         errors: dict[str, str] = {}
         tagged: list[Machine] = []
         for tag, future in by_tag.items():

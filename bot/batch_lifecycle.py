@@ -17,14 +17,13 @@ from bot.batch_store import BatchRecord, BatchStore, batch_digest
 from bot.ids import DIGEST_IN_BUTTON
 from bot.intake import Accepted
 from bot.lifecycle import (
-    CANCELLABLE,
     Lifecycle,
     Outcome,
     change_transition,
     creation,
     new_request_id,
 )
-from bot.records import RequestRecord, RequestState
+from bot.records import CANCELLABLE, RequestRecord, RequestState
 from bot.store import Transition
 
 __all__ = ["BatchLifecycle", "new_batch_id"]

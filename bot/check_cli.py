@@ -32,6 +32,7 @@ from bot.check import (
 from bot.check_defender import DefenderTarget, defender_checks
 from bot.check_slack import slack_checks
 from bot.db_cli import missing_sqlite_file
+from bot.playbook_file import load_playbooks
 from bot.schema import SchemaState
 from bot.settings import load_bot_settings
 from bot.store import schema_status, shown_url
@@ -77,6 +78,7 @@ _AFTER_SETTINGS = (
     "slack mode",
     "policy",
     "user groups",
+    "playbooks",
     "defender token",
     "defender roles",
     "defender machines",
@@ -99,9 +101,22 @@ def run_checks(
     return [
         ok(SETTINGS, "SLACK_*, LRBOT_* and DEFENDER_* read"),
         *slack_checks(settings),
+        _check_playbooks(settings.playbooks_file),
         *defender_checks(defender),
         _check_database(settings.database_url),
     ]
+
+
+def _check_playbooks(path: Path | None) -> CheckResult:
+    """The playbooks file, read as ``lrbot serve`` reads it at start-up (which it would
+    refuse)."""
+    if path is None:
+        return ok("playbooks", "none (LRBOT_PLAYBOOKS is not set)")
+    try:
+        playbooks = load_playbooks(path)
+    except ConfigurationError as exc:
+        return fail("playbooks", str(exc), "correct the file: `lrbot serve` will not start with it")
+    return ok("playbooks", f"{len(playbooks)} read from {path}")
 
 
 @contextlib.contextmanager

@@ -8,14 +8,19 @@ file that vanished since it was picked is caught there.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from commands.wire import LibraryFile
 
 __all__ = ["LibraryCache", "library_options", "option_text"]
+
+log = logging.getLogger(__name__)
 
 OPTION_TEXT_MAX = 75  # Slack's limit for an option's text
 OPTION_VALUE_MAX = 150  # and for its value
@@ -37,6 +42,27 @@ class LibraryCache:
         self._lock = threading.Lock()
         self._files: list[LibraryFile] | None = None
         self._at = 0.0
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="library")
+        self._pending: Future[list[LibraryFile]] | None = None
+
+    def within(self, seconds: float) -> list[LibraryFile]:
+        """The listing, or after ``seconds`` what was read last (nothing, the first time):
+        Slack drops an options answer after 3 s. A slow read goes on and refreshes the
+        cache for the analyst's next keystroke."""
+        with self._lock:
+            if self._files is not None and self._monotonic() - self._at < self._ttl:
+                return self._files
+            stale = self._files or []
+            if self._pending is None or self._pending.done():
+                self._pending = self._reader.submit(self.files)
+            pending = self._pending
+        try:
+            return pending.result(timeout=seconds)
+        except FutureTimeout:
+            log.warning(
+                "the library listing took over %.1f s: the picker shows the last one", seconds
+            )
+            return stale
 
     def files(self) -> list[LibraryFile]:
         with self._lock:

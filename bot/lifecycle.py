@@ -22,7 +22,7 @@ from bot.directory import Directory
 from bot.ids import DIGEST_IN_BUTTON, Block
 from bot.intake import Accepted, machine_card
 from bot.policy import Policy
-from bot.records import RequestRecord, RequestState
+from bot.records import CANCELLABLE, RequestRecord, RequestState
 from bot.store import Store, Transition, requests
 from commands.digest import payload_digest
 from commands.errors import DefenderError
@@ -41,13 +41,6 @@ log = logging.getLogger(__name__)
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford's base32: no i, l, o, u
 MAX_COMMENT = 1000
-CANCELLABLE = (
-    RequestState.APPROVED,
-    RequestState.SUBMITTING,
-    RequestState.UNKNOWN,
-    RequestState.PENDING,
-    RequestState.IN_PROGRESS,
-)
 
 
 def new_request_id() -> str:

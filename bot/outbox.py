@@ -9,7 +9,6 @@ waiting item overtakes it, so a thread always reads in the order things happened
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import threading
@@ -239,13 +238,17 @@ class Deliverer:
         if problem is not None:
             self._give_up(item, problem)
             return
+        self.store.outbox_done(item.id, self.clock())
         if item.kind == "batch_summary" and self.notify_requester:
+            # After the summary is marked posted: a retry of this DM must not post it again.
+            # So the DM is tried once; the summary in the thread says the same.
             message = batches.summary_dm(item, self.links.workspace_url())
             batch = batches.batches.get(item.request_id)
             if message is not None and batch is not None:
-                with contextlib.suppress(_Permanent):  # the summary is posted: keep it so
+                try:
                     self._dm(batch.requester, message)
-        self.store.outbox_done(item.id, self.clock())
+                except (_Permanent, _Retry) as exc:
+                    log.warning("batch %s: the requester's DM was not sent: %s", batch.id, exc)
 
     def _post_request(self, record: RequestRecord) -> None:
         if record.message_ts is not None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from commands.models import CommandSequence
 
-__all__ = ["CommandState", "OutboxItem", "RequestRecord", "RequestState"]
+__all__ = ["CANCELLABLE", "CommandState", "OutboxItem", "RequestRecord", "RequestState"]
 
 
 class RequestState(StrEnum):
@@ -154,3 +154,14 @@ class OutboxItem:
     attempts: int
     not_before: datetime
     created_at: datetime | None = None  # when the change it reports was stored
+
+
+# Where Cancel may stop a run: approved and not yet ended (a submission in flight included:
+# the lifecycle cancels at Defender once the action is known).
+CANCELLABLE = (
+    RequestState.APPROVED,
+    RequestState.SUBMITTING,
+    RequestState.UNKNOWN,
+    RequestState.PENDING,
+    RequestState.IN_PROGRESS,
+)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from bot.batch_store import BatchRecord, BatchStore, batch_digest
 from bot.device_list import MAX_DEVICES, DeviceListError, is_batch, parse_devices
 from bot.ids import Action
-from bot.records import RequestRecord, RequestState
+from bot.records import CANCELLABLE, RequestRecord, RequestState
 from bot.store import Store, Transition
 from bot.views.batch import batch_message, batch_summary, member_reply
 from tests.helpers.defender import build_scenario, running_harness
@@ -116,7 +116,7 @@ def test_the_batch_message_is_valid_for_twenty_devices_in_every_state(
         assert actions == {Action.BATCH_APPROVE, Action.BATCH_REJECT, Action.BATCH_WITHDRAW}
         [approve] = [e for e in _buttons(message.blocks) if e["action_id"] == Action.BATCH_APPROVE]
         assert approve["value"] == "lb-00000001:" + "f" * 24
-    elif state in (RequestState.APPROVED, RequestState.PENDING, RequestState.IN_PROGRESS):
+    elif state in CANCELLABLE:  # a submission in flight too: the lifecycle cancels it
         assert actions == {Action.BATCH_CANCEL}
     else:
         assert actions == set()
@@ -267,12 +267,13 @@ def test_the_batch_message_reads_every_devices_preflight_as_one() -> None:
     for i, member in enumerate(members):
         own = {"level": "ok", "text": f"Last seen {i + 1} min ago."}
         if i == 1:
-            own = {"level": "warn", "text": "Last seen 3 days ago: the run may wait."}
+            own = {"level": "warn", "text": "Last seen 3 days ago: the run may wait (R&D <lab>)."}
         member.machine["preflight"] = [*shared, own]
     message = batch_message("lb-00000001", "f" * 64, members, NOW)
     check_message(message)
     text = "\n".join(mrkdwn_texts(message.blocks))
     assert text.count("ok.ps1 is in the library") == 1
     assert "⚠️ srv-001.contoso.com: Last seen 3 days ago" in text
+    assert "(R&amp;D &lt;lab&gt;)" in text  # escaped once, as every mrkdwn text
     assert "Device checks passed on 2 devices." in text
     assert "Last seen 1 min ago" not in text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -31,6 +33,27 @@ def test_the_listing_is_read_once_per_ttl() -> None:
     now[0] = 61
     cache.files()
     assert len(loads) == 2
+
+
+def test_a_slow_listing_answers_with_the_last_one_in_time_and_refreshes_after() -> None:
+    """Slack drops an options answer after 3 s: a slow Defender gets the last listing
+    shown (nothing the first time), and its answer is kept for the next keystroke."""
+    now = [0.0]
+    release = threading.Event()
+    listings = iter([[lib("old.ps1")], [lib("new.ps1")]])
+
+    def load() -> list[LibraryFile]:
+        listing = next(listings)
+        if listing[0].file_name == "new.ps1":
+            release.wait(10)
+        return listing
+
+    cache = LibraryCache(load, ttl_seconds=60, monotonic=lambda: now[0])
+    assert [f.file_name for f in cache.within(5)] == ["old.ps1"]
+    now[0] = 61  # stale: the next read is slow
+    assert [f.file_name for f in cache.within(0.05)] == ["old.ps1"]
+    release.set()
+    assert [f.file_name for f in cache.within(5)] == ["new.ps1"]
 
 
 def test_option_text_shows_the_descriptions_within_75_characters() -> None:

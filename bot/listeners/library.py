@@ -16,13 +16,15 @@ __all__ = ["register"]
 
 log = logging.getLogger(__name__)
 
+OPTIONS_SECONDS = 2.0  # of Slack's 3 s for an options answer, what the library read may take
+
 
 def register(app: App, services: Services) -> None:
     @app.options(str(Action.LIBRARY_FILE))
     def library_file_options(ack: Ack, body: dict[str, Any]) -> None:
         typed = body.get("value")
         try:
-            files = services.intake.library.files()
+            files = services.intake.library.within(OPTIONS_SECONDS)
         except DefenderError as exc:
             # An empty list leaves the box usable: the name can still be typed in the row.
             log.warning("library listing for the file picker failed: %s", exc)

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.ids import DIGEST_IN_BUTTON, Action, approve_value
-from bot.records import RequestRecord, RequestState
+from bot.records import CANCELLABLE, RequestRecord, RequestState
 from bot.views.common import (
     Message,
     button,
@@ -32,7 +32,6 @@ __all__ = ["batch_message", "batch_summary", "member_reply"]
 DEVICES_PER_SECTION = 10  # 10 lines of at most 200 characters: well under 3,000 a section
 DEVICE_LINE = 200
 NAME_WIDTH = 28
-_CANCELLABLE = (RequestState.APPROVED, RequestState.PENDING, RequestState.IN_PROGRESS)
 STATUS_WIDTH = 16
 
 
@@ -82,7 +81,7 @@ def _preflight(members: list[RequestRecord]) -> list[dict[str, Any]]:
             lines.append(f"{_PREFLIGHT_MARKS.get(level, '❔')} {name}: {clip(text, 200)}")
     if passed:
         lines.append(f"✅ Device checks passed on {plural(passed, 'device')}.")
-    return [section(clip("\n".join(lines), 2900))]
+    return [section("\n".join(lines))]  # each line is escaped and cut already
 
 
 def _overall(members: list[RequestRecord]) -> tuple[str, str]:
@@ -147,7 +146,7 @@ def _decided(first: RequestRecord) -> RequestRecord:
 def _buttons(
     batch_id: str, digest: str, first: RequestRecord, members: list[RequestRecord]
 ) -> list[dict[str, Any]]:
-    if any(m.state in _CANCELLABLE for m in members):
+    if any(m.state in CANCELLABLE for m in members):
         cancel = confirm(
             "Cancel every run of this batch?",
             "Stop the runs still queued or running? Runs that ended, and commands already"

@@ -256,3 +256,20 @@ def test_an_undecided_batch_expires_for_every_device_and_a_late_approval_runs_no
         assert "has expired" in told[0].text
         assert not [p for p in bot.defender.api_requests("POST") if "runliveresponse" in p.path]
         assert_slack_accepts_everything_sent(bot.slack)
+
+
+def test_a_failing_dm_after_the_summary_never_posts_the_summary_twice(tmp_path: Path) -> None:
+    with running_bot(tmp_path) as bot:
+        message = _batch(bot, ",".join(SRV[:2]), "runscript ok.ps1")
+        bot.click(Action.BATCH_APPROVE, message, APPROVER)
+        bot.wait(lambda: bot.slack.direct_messages(REQUESTER), "the approval's DM")
+        bot.slack.fail("conversations.open", status=500, times=None)  # Slack down for DMs
+        bot.wait(
+            lambda: sum("Submitted to Defender" in t for t in bot.thread(message)) == 2,
+            "both runs submitted",
+        )
+        bot.advance(60)
+        bot.wait_reply(message, "Batch finished", timeout=20)
+        bot.wait(bot.settled, "the outbox to drain")
+        assert sum("Batch finished" in t for t in bot.thread(message)) == 1
+        assert len(bot.slack.direct_messages(REQUESTER)) == 1  # the approval's only

@@ -28,6 +28,7 @@ CHECKS = (
     "slack mode",
     "policy",
     "user groups",
+    "playbooks",
     "defender token",
     "defender roles",
     "defender machines",
@@ -80,7 +81,7 @@ def test_a_good_configuration_passes_every_line_quickly(tmp_path: Path) -> None:
         assert "defender roles: Machine.LiveResponse, Machine.Read.All, Library.Manage" in (
             outcome.line("defender roles")
         )
-        assert outcome.output.splitlines()[-1].startswith("all 11 checks passed")
+        assert outcome.output.splitlines()[-1].startswith("all 12 checks passed")
         assert world.slack.call_count("auth.test") == 1
         assert world.slack.call_count("usergroups.list") == 1
 
@@ -152,6 +153,12 @@ BROKEN = {
         "then reinstall the app",
         {},
         prepare=_fewer_scopes,
+    ),
+    "a playbooks file lrbot serve would refuse": Broken(
+        "playbooks",
+        "LRBOT_PLAYBOOKS: cannot read",
+        "`lrbot serve` will not start with it",
+        {"LRBOT_PLAYBOOKS": "/nonexistent/playbooks.toml"},
     ),
     "HTTP mode without a signing secret": Broken(
         "slack mode",
