@@ -17,7 +17,9 @@ def register(app: App, services: Services) -> None:
     lifecycle = services.lifecycle
     lookup = Lookup(lifecycle.store, lifecycle.policy, lifecycle.directory.members, lifecycle.clock)
     links = WorkspaceLinks(app.client)
-    subcommands = Subcommands(lifecycle, lookup, links, services.settings.slash_command)
+    subcommands = Subcommands(
+        lifecycle, lookup, links, services.settings.slash_command, services.batches
+    )
     commands.register(app, services, subcommands)
     modal.register(app, services)
     actions.register(app, services)

@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass
 
 from bot import views
+from bot.batch_lifecycle import BatchLifecycle
 from bot.lifecycle import Lifecycle
 from bot.links import WorkspaceLinks
 from bot.lookup import REQUEST_ID, Lookup, looks_like_request_id
@@ -53,6 +54,7 @@ class Subcommands:
     lookup: Lookup
     links: WorkspaceLinks
     command: str
+    batches: BatchLifecycle | None = None  # ``lb-…`` ids: a batch's devices as one
 
     def answer(self, name: str, args: list[str], user: str) -> Message:
         """The ephemeral answer to one subcommand (an error names what was wrong)."""
@@ -73,6 +75,11 @@ class Subcommands:
         if len(args) > 1:
             return self._usage("`status` takes one request id or one device.")
         wanted = args[0][:_MAX_ARG]
+        batch = self._batch(wanted)
+        if batch is not None:
+            if isinstance(batch, Message):
+                return batch
+            return views.batch_status(wanted.lower(), batch, workspace)
         if looks_like_request_id(wanted):
             record = self._request(wanted)
             if isinstance(record, Message):
@@ -83,6 +90,11 @@ class Subcommands:
     def _cancel(self, args: list[str], user: str) -> Message:
         if len(args) != 1:
             return self._usage("`cancel` takes one request id, such as `lr-7k2m9q4x`.")
+        batch = self._batch(args[0][:_MAX_ARG])
+        if batch is not None:
+            if isinstance(batch, Message):
+                return batch
+            return self._cancel_batch(batch, user)
         record = self._request(args[0][:_MAX_ARG])
         if isinstance(record, Message):
             return record
@@ -91,6 +103,33 @@ class Subcommands:
             log.info("refused cancel of %s by %s: %s", record.id, user, outcome.message)
             return Message(text=outcome.message, blocks=[])
         return Message(text=views.cancel_answer(record, self.links.workspace_url()), blocks=[])
+
+    def _cancel_batch(self, members: list[RequestRecord], user: str) -> Message:
+        assert self.batches is not None and members[0].batch_id is not None
+        batch_id = members[0].batch_id
+        outcome = self.batches.cancel(batch_id, user)
+        if not outcome.ok:
+            log.info("refused cancel of %s by %s: %s", batch_id, user, outcome.message)
+            return Message(text=outcome.message, blocks=[])
+        return Message(
+            text=f"Cancelling the runs of batch `{batch_id}` still queued or running;"
+            " its thread tells each device's end.",
+            blocks=[],
+        )
+
+    def _batch(self, text: str) -> list[RequestRecord] | Message | None:
+        """A batch's members for an ``lb-…`` id (a Message if there is none), or None when
+        ``text`` is no batch id."""
+        if self.batches is None or not text.lower().startswith("lb-"):
+            return None
+        shown = views.clip(text, 60)
+        if not REQUEST_ID.fullmatch("lr-" + text.lower()[3:]):
+            return self._usage(f"`{shown}` is not a batch id: they look like `lb-7k2m9q4x`.")
+        members = self.batches.batches.members(text.lower())
+        if not members:
+            log.info("subcommand for an unknown batch %s", shown)
+            return Message(text=f"No batch `{shown}` is known to this bot.", blocks=[])
+        return members
 
     def _history(self, args: list[str]) -> Message:
         if len(args) != 1:

@@ -26,6 +26,7 @@ from bot.views.modal import help_text, notice_modal, request_modal
 from bot.views.notify import requester_dm
 from bot.views.request import request_message
 from bot.views.status import (
+    batch_status,
     cancel_answer,
     device_history,
     request_status,
@@ -59,6 +60,7 @@ from bot.views.thread import (
 __all__ = [
     "INLINE_OUTPUT_MAX",
     "Message",
+    "batch_status",
     "cancel_answer",
     "clip",
     "device_history",

@@ -139,6 +139,17 @@ def device_history(device: str, records: Sequence[RequestRecord], workspace: str
     return Message(text=text, blocks=blocks)
 
 
+def batch_status(batch_id: str, members: Sequence[RequestRecord], workspace: str | None) -> Message:
+    """``status lb-…``: a batch's devices, each with its state and the batch's thread."""
+    ended = sum(1 for m in members if m.state.is_closed)
+    text = f"Batch {batch_id}: {len(members)} devices, {ended} ended."
+    blocks = [
+        header(f"Batch {batch_id}"),
+        section(_lines(members, workspace, "This batch has no devices.")),
+    ]
+    return Message(text=text, blocks=blocks)
+
+
 def cancel_answer(record: RequestRecord, workspace: str | None) -> str:
     """Said when a cancel went through: the thread tells how the run ends."""
     return (
@@ -151,7 +162,9 @@ def subcommand_help(command: str) -> str:
     """The subcommands, for ``help`` and for a mistyped one."""
     return (
         f"`{command} status` your recent requests and the runs in progress\n"
-        f"`{command} status <request-id|device>` one request, or a device's requests\n"
-        f"`{command} cancel <request-id>` cancel an approved or running request\n"
+        f"`{command} status <request-id|batch-id|device>` one request, a batch's devices,"
+        " or a device's requests\n"
+        f"`{command} cancel <request-id|batch-id>` cancel an approved or running request, or"
+        " every run of a batch still going\n"
         f"`{command} history <device>` a device's recent requests (host name or machine id)"
     )

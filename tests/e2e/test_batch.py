@@ -11,7 +11,16 @@ from bot.ids import Action, Block
 from bot.records import RequestRecord, RequestState
 from commands.simulator.scenario import Scenario
 from tests.e2e.slack_checks import assert_slack_accepts_everything_sent
-from tests.helpers.bot import APPROVER, CHANNEL, JUSTIFICATION, REQUESTER, BotHarness, running_bot
+from tests.e2e.test_status_home import subcommand
+from tests.helpers.bot import (
+    APPROVER,
+    CHANNEL,
+    JUSTIFICATION,
+    OUTSIDER,
+    REQUESTER,
+    BotHarness,
+    running_bot,
+)
 from tests.helpers.defender import build_scenario
 
 SRV = [f"srv-{i:03d}.contoso.com" for i in range(30)]
@@ -273,3 +282,35 @@ def test_a_failing_dm_after_the_summary_never_posts_the_summary_twice(tmp_path: 
         bot.wait(bot.settled, "the outbox to drain")
         assert sum("Batch finished" in t for t in bot.thread(message)) == 1
         assert len(bot.slack.direct_messages(REQUESTER)) == 1  # the approval's only
+
+
+def test_status_and_cancel_take_a_batch_id(tmp_path: Path) -> None:
+    """The batch message and its DMs name `lb-…`: `status` lists its devices, `cancel`
+    stops every run still going (with the same rule as the button), a bad id is named."""
+    with running_bot(tmp_path) as bot:
+        message = _batch(bot, ",".join(SRV[:2]), "runscript hang.ps1")
+        members = _members(bot, message)
+        batch_id = members[0].batch_id
+        assert batch_id is not None
+        bot.click(Action.BATCH_APPROVE, message, APPROVER)
+        bot.wait(
+            lambda: sum("Submitted to Defender" in t for t in bot.thread(message)) == 2,
+            "both runs submitted",
+        )
+
+        status = subcommand(bot, f"status {batch_id}")
+        shown = str(status.get("text", "")) + str(status.get("blocks", ""))
+        assert f"Batch {batch_id}" in shown and SRV[0] in shown and SRV[1] in shown
+
+        refused = subcommand(bot, f"cancel {batch_id}", user=OUTSIDER)["text"]
+        assert "only the requester or an approver can cancel" in refused.lower()
+        done = subcommand(bot, f"cancel {batch_id.upper()}")["text"]
+        assert f"Cancelling the runs of batch `{batch_id}`" in done
+        bot.wait(
+            lambda: all(r.state is RequestState.FINISHED for r in _members(bot, message)),
+            "every device's run ended",
+        )
+        assert {r.action_status for r in _members(bot, message)} == {"Cancelled"}
+
+        assert "No batch `lb-zzzzzzzz`" in subcommand(bot, "status lb-zzzzzzzz")["text"]
+        assert "is not a batch id" in subcommand(bot, "cancel lb-x")["text"]

@@ -145,7 +145,11 @@ def test_help_lists_the_subcommands(tmp_path: Path) -> None:
     with running_bot(tmp_path) as bot:
         answer = bot.send.slash_command("help", user_id=REQUESTER, channel_id=CHANNEL)
         text = answer.json()["text"]
-        for word in ("status <request-id|device>", "cancel <request-id>", "history <device>"):
+        for word in (
+            "status <request-id|batch-id|device>",
+            "cancel <request-id|batch-id>",
+            "history <device>",
+        ):
             assert word in text
 
 
