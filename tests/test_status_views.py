@@ -127,6 +127,18 @@ def test_home_with_full_lists_stays_within_slacks_block_limit() -> None:
     assert "https://soc.slack.com/archives/C0SOC0001/p1700000000000029" in text
 
 
+def test_a_batchs_devices_are_one_line_on_the_home_tab_and_in_status() -> None:
+    batch = [record(i, batch_id="lb-00000001", message_ts="1700000000.000900") for i in range(20)]
+    waiting = [batch[0], record(99), *batch[1:]]
+    text = json.dumps(views.home_view(waiting, [], [], WORKSPACE, NOW))
+    assert "Waiting for your approval (2)" in text
+    assert text.count("lb-00000001") == 1 and "1 command on 20 devices" in text
+    assert "lr-00000099" in text and "lr-00000003" not in text
+    overview = views.status_overview(waiting, [], WORKSPACE)
+    shown = json.dumps(overview.blocks)
+    assert shown.count("lb-00000001") == 1 and "lr-00000099" in shown
+
+
 def test_home_says_when_a_list_is_empty() -> None:
     view = views.home_view([], [], [], WORKSPACE, NOW)
     text = json.dumps(view)

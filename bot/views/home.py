@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.records import RequestRecord
 from bot.views.common import context, header, section, slack_date
-from bot.views.status import request_line
+from bot.views.status import listed_lines
 
 __all__ = ["HOME_LIST_LIMIT", "MAX_HOME_BLOCKS", "home_view"]
 
@@ -20,11 +20,11 @@ HOME_LIST_LIMIT = 30  # per list: three full lists and their headers fit in 100 
 def _list(
     title: str, records: Sequence[RequestRecord], workspace: str | None, empty: str, who: bool
 ) -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = [header(f"{title} ({len(records)})")]
+    lines = listed_lines(records, workspace, who=who)  # a batch is one line
+    blocks: list[dict[str, Any]] = [header(f"{title} ({len(lines)})")]
     if not records:
         return [*blocks, context(empty)]
-    shown = records[:HOME_LIST_LIMIT]
-    blocks += [section(request_line(r, workspace, who=who)) for r in shown]
+    blocks += [section(line) for line in lines[:HOME_LIST_LIMIT]]
     return blocks
 
 

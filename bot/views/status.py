@@ -57,21 +57,61 @@ def request_line(record: RequestRecord, workspace: str | None, *, who: bool = Tr
     return f"{line} · {_link(record, workspace)}"
 
 
+def listed_lines(
+    records: Sequence[RequestRecord], workspace: str | None, *, who: bool = True
+) -> list[str]:
+    """One line a request, in order; a batch's devices in one line, where its first listed
+    device is (twenty devices of one batch are one thing to approve, not twenty)."""
+    counts: dict[str, int] = {}
+    for record in records:
+        if record.batch_id is not None:
+            counts[record.batch_id] = counts.get(record.batch_id, 0) + 1
+    lines: list[str] = []
+    seen: set[str] = set()
+    for record in records:
+        if record.batch_id is None:
+            lines.append(request_line(record, workspace, who=who))
+        elif record.batch_id not in seen:
+            seen.add(record.batch_id)
+            lines.append(_batch_line(record, counts[record.batch_id], workspace, who=who))
+    return lines
+
+
+def _batch_line(first: RequestRecord, devices: int, workspace: str | None, *, who: bool) -> str:
+    assert first.batch_id is not None
+    mark, words = state_words(first)
+    by = f" by {mention(first.requester)}" if who else ""
+    return (
+        f"{mark} batch `{escape(first.batch_id)}` · {plural(command_count(first), 'command')} on"
+        f" {plural(devices, 'device')} (*{clip(device_name(first), 60)}*, …){by}"
+        f" · {clip(words, 60)} · {slack_date(first.created_at)} · {_link(first, workspace)}"
+    )
+
+
 def _lines(
-    records: Sequence[RequestRecord], workspace: str | None, empty: str, *, who: bool = True
+    records: Sequence[RequestRecord],
+    workspace: str | None,
+    empty: str,
+    *,
+    who: bool = True,
+    batches: bool = True,
 ) -> str:
     """As many whole lines as one section holds, and how many more there are."""
     if not records:
         return f"_{empty}_"
     shown: list[str] = []
     used = 0
-    for r in records[:STATUS_LINES]:
-        line = request_line(r, workspace, who=who)
+    every = (
+        listed_lines(records, workspace, who=who)
+        if batches
+        else [request_line(r, workspace, who=who) for r in records]
+    )
+    for line in every[:STATUS_LINES]:
         if used + len(line) + 1 > _SECTION_BUDGET:
             break
         shown.append(line)
         used += len(line) + 1
-    more = len(records) - len(shown)
+    more = len(every) - len(shown)
     text = "\n".join(shown)
     return f"{text}\n…and {more} more" if more > 0 else text
 
@@ -145,7 +185,7 @@ def batch_status(batch_id: str, members: Sequence[RequestRecord], workspace: str
     text = f"Batch {batch_id}: {len(members)} devices, {ended} ended."
     blocks = [
         header(f"Batch {batch_id}"),
-        section(_lines(members, workspace, "This batch has no devices.")),
+        section(_lines(members, workspace, "This batch has no devices.", batches=False)),
     ]
     return Message(text=text, blocks=blocks)
 

@@ -125,6 +125,7 @@ def test_a_batch_by_hostnames_is_one_message_one_approval_and_one_run_per_device
         assert all(r.state is RequestState.FINISHED for r in _members(bot, message))
         assert "finished" in bot.current(message).text and bot.buttons(message) == set()
         # The requester hears of the approval once and of the end once, not per device.
+        bot.wait(lambda: len(bot.slack.direct_messages(REQUESTER)) >= 2, "the end's DM")
         dms = [m.text for m in bot.slack.direct_messages(REQUESTER)]
         assert len(dms) == 2, dms
         assert "Your batch request `lb-" in dms[0] and "was approved" in dms[0]
