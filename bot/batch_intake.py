@@ -23,7 +23,7 @@ from bot.ids import Block
 from bot.intake import Accepted, DefenderLookups, Intake
 from bot.logs import ContextThreadPool
 from bot.modal import ModalValues
-from bot.preflight import preflight
+from bot.preflight import blocking, preflight
 from commands.errors import DefenderError, MachineLookupError, NotFound
 from commands.playbooks import Playbook
 from commands.wire import LibraryFile, Machine, MachineAction
@@ -118,7 +118,7 @@ class BatchIntake(Intake):
         # What cannot run on a device (not onboarded, an OS without live response) refuses
         # the batch now, naming the device, as it would refuse a single request.
         for each in accepted:
-            blocked = [f.text for f in each.preflight if f.level == "block"]
+            blocked = [f.text for f in blocking(each.preflight)]
             if blocked:
                 _add(errors, f"{each.machine.name}: {' '.join(blocked)}")
         return errors or accepted

@@ -21,7 +21,7 @@ from bot.ids import Block, row_block
 from bot.library_cache import LibraryCache
 from bot.logs import ContextThreadPool
 from bot.modal import ModalValues
-from bot.preflight import Finding, preflight
+from bot.preflight import Finding, blocking, preflight
 from commands.errors import CommandError, DefenderError, MachineLookupError, NotFound
 from commands.models import CommandSequence, GetFile, PutFile, RunScript, check_order
 from commands.playbooks import Playbook, expand, parse_params
@@ -161,7 +161,7 @@ class Intake:
         )
         # What cannot run is refused now, under the device field; a missing library file
         # was already reported under its command by _check_library.
-        refusals = [f.text for f in checks if f.level == "block"]
+        refusals = [f.text for f in blocking(checks)]
         if refusals:
             errors[Block.DEVICE] = " ".join(refusals)
             log.info("request refused by preflight: %s", refusals)

@@ -50,6 +50,3 @@ class WorkspaceLinks:
                 # Slack's test instances (and the fake) answer other hosts: accept https only.
                 self._url = url if _WORKSPACE.fullmatch(url) else None
             return self._url
-
-    def thread(self, channel: str, ts: str | None) -> str | None:
-        return thread_url(self.workspace_url(), channel, ts)

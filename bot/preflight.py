@@ -7,7 +7,7 @@ the request is refused at submit with the reason, instead of failing at Defender
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -60,7 +60,8 @@ def supports_live_response(os_platform: str | None) -> bool | None:
     return None
 
 
-def blocking(findings: list[Finding]) -> list[Finding]:
+def blocking(findings: Iterable[Finding]) -> list[Finding]:
+    """What stops a request from running at all: refused at submit, before any approval."""
     return [f for f in findings if f.level == "block"]
 
 
