@@ -614,7 +614,8 @@ class Store:
 
     def due_outbox(self, now: datetime, limit: int = 500) -> list[OutboxItem]:
         """Undelivered items in creation order, except those behind a waiting item of their
-        own request: a thread reads in order, and one request's wait holds up no other."""
+        own request: a thread reads in order, and one request's wait holds up no other (nor
+        does a waiting DM hold up its request's thread)."""
         with self._reader.connect() as conn:
             rows = conn.execute(
                 sa.select(outbox)
@@ -623,7 +624,8 @@ class Store:
                 .limit(limit)
             ).mappings()
             items = []
-            waiting: set[str] = set()
+            waiting: set[str] = set()  # requests whose thread waits
+            waiting_dm: set[str] = set()  # requests whose requester's DM waits
             for row in rows:
                 item = OutboxItem(
                     id=row["id"],
@@ -634,8 +636,12 @@ class Store:
                     not_before=_utc(row["not_before"]) or now,
                     created_at=_utc(row["created_at"]),
                 )
-                if item.request_id in waiting or item.not_before > now:
-                    waiting.add(item.request_id)
+                # A DM is not in the thread: its wait holds up the request's later DMs only,
+                # while a DM still follows its thread (it links there).
+                dm = item.kind == NOTIFY
+                held = item.request_id in waiting or (dm and item.request_id in waiting_dm)
+                if held or item.not_before > now:
+                    (waiting_dm if dm else waiting).add(item.request_id)
                     continue
                 items.append(item)
             return items

@@ -30,6 +30,22 @@ def request(store: Store, request_id: str) -> None:
     store.create(record, Transition().send("post_request").send("reply", text="1"), NOW)
 
 
+def test_a_waiting_dm_holds_up_no_thread_and_dms_stay_in_order(database_url: str) -> None:
+    """Slack refusing DMs for a while must not stall the run's thread replies."""
+    store = Store(database_url)
+    request(store, "lr-aaaaaaaa")
+    later = Transition().send("notify", state="approved").send("reply", text="2")
+    assert store.transition("lr-aaaaaaaa", later.send("notify", state="finished"), NOW)
+    dm = next(i for i in store.due_outbox(NOW) if i.kind == "notify")
+    store.outbox_retry(dm.id, NOW + timedelta(seconds=30), "Slack refused DMs")
+
+    due = [(i.kind, i.payload) for i in store.due_outbox(NOW)]
+
+    assert [kind for kind, _ in due] == ["post_request", "reply", "reply"]
+    after = [i.payload.get("state") for i in store.due_outbox(NOW + timedelta(seconds=31))]
+    assert [s for s in after if s] == ["approved", "finished"]
+
+
 def test_a_waiting_item_holds_up_its_own_thread_only(database_url: str) -> None:
     store = Store(database_url)
     request(store, "lr-aaaaaaaa")
