@@ -128,6 +128,7 @@ class Tracker:
         # is woken instead, as a lone process is).
         self.pickup_seconds: float | None = None
         self._seen_approved: set[str] = set()
+        self._pass_library: list[LibraryFile] | None = None  # this submission pass's read
         # Wall-clock time after which runs left in 'submitting' by a previous holder are
         # treated as of unknown outcome (None: done).
         self._recover_at: float | None = None
@@ -247,6 +248,9 @@ class Tracker:
 
     def _submit_due(self) -> None:
         self._rate_opens_at = None
+        # One read of the library serves every submission of this pass (a batch of twenty
+        # devices asks for the same files): read at the first, seconds before the last.
+        self._pass_library = None
         now = self.clock()
         if self._paused_until is not None and now < self._paused_until:
             return
@@ -430,8 +434,8 @@ class Tracker:
         """Why the approved payload is not what would run now; None when it is the same.
 
         False when the library could not be read: try again later, as for any call. The
-        library is read just before the POST; Defender offers no conditional run, so a file
-        replaced in the moments between cannot be caught here.
+        library is read once per submission pass, just before its first POST; Defender offers
+        no conditional run, so a file replaced in the moments between cannot be caught here.
         """
         if record.digest is None:
             return None  # approved before approvals were bound to a payload
@@ -445,7 +449,9 @@ class Tracker:
         if not record.library:
             return None
         try:
-            files = self.defender.library_files()
+            if self._pass_library is None:
+                self._pass_library = self.defender.library_files()
+            files = self._pass_library
         except DefenderError as exc:
             log.warning("request %s: library not readable before submission: %s", record.id, exc)
             return False

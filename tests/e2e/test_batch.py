@@ -315,3 +315,22 @@ def test_status_and_cancel_take_a_batch_id(tmp_path: Path) -> None:
 
         assert "No batch `lb-zzzzzzzz`" in subcommand(bot, "status lb-zzzzzzzz")["text"]
         assert "is not a batch id" in subcommand(bot, "cancel lb-x")["text"]
+
+
+def test_a_batchs_runs_check_the_library_with_one_read(tmp_path: Path) -> None:
+    """Before each POST the tracker compares the library with what was approved; a batch's
+    devices ask for the same files, so one pass reads it once, not once per device."""
+    with running_bot(tmp_path) as bot:
+        message = _batch(bot, ",".join(SRV[:3]), "runscript ok.ps1")
+
+        def library_reads() -> int:
+            gets = bot.defender.api_requests("GET")
+            return sum(1 for r in gets if r.path.endswith("/libraryfiles"))
+
+        before = library_reads()
+        bot.click(Action.BATCH_APPROVE, message, APPROVER)
+        bot.wait(
+            lambda: sum("Submitted to Defender" in t for t in bot.thread(message)) == 3,
+            "every device's run submitted",
+        )
+        assert library_reads() == before + 1
