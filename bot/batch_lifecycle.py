@@ -19,6 +19,7 @@ from bot.intake import Accepted
 from bot.lifecycle import (
     Lifecycle,
     Outcome,
+    approval_step,
     change_transition,
     creation,
     new_request_id,
@@ -162,19 +163,7 @@ class BatchLifecycle:
         shown: list[RequestRecord] = []
 
         def build(record: RequestRecord, complete: bool) -> Transition:
-            event = (
-                "approved" if complete else "approval",
-                user,
-                {
-                    "digest": record.digest,
-                    "approvals": len(record.approvals),
-                    "needed": record.approvals_needed,
-                    "batch_id": batch_id,
-                },
-            )
-            changes: dict[str, Any] = {}
-            if complete:
-                changes = {"state": RequestState.APPROVED, "decided_by": user, "decided_at": now}
+            changes, event = approval_step(record, user, complete, now, batch_id=batch_id)
             shown.append(record.with_changes(**changes))
             return change_transition(record, changes, event, None, now, update_message=False)
 

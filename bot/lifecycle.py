@@ -104,6 +104,27 @@ def creation(record: RequestRecord) -> Transition:
     )
 
 
+def approval_step(
+    record: RequestRecord, user: str, complete: bool, now: datetime, **detail: Any
+) -> tuple[dict[str, Any], tuple[str, str, dict[str, Any]]]:
+    """One approval's changes and event: the request approved once it has all it needs
+    (``complete``), else one more approval recorded. ``detail`` joins the event."""
+    event = (
+        "approved" if complete else "approval",
+        user,
+        {
+            "digest": record.digest,
+            "approvals": len(record.approvals),
+            "needed": record.approvals_needed,
+            **detail,
+        },
+    )
+    changes: dict[str, Any] = {}
+    if complete:
+        changes = {"state": RequestState.APPROVED, "decided_by": user, "decided_at": now}
+    return changes, event
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What to tell the person who clicked (ephemerally) when it did not go through."""
@@ -309,18 +330,7 @@ class Lifecycle:
         now = self.clock()
 
         def build(record: RequestRecord, complete: bool) -> Transition:
-            event = (
-                "approved" if complete else "approval",
-                user,
-                {
-                    "digest": record.digest,
-                    "approvals": len(record.approvals),
-                    "needed": record.approvals_needed,
-                },
-            )
-            changes: dict[str, Any] = {}
-            if complete:
-                changes = {"state": RequestState.APPROVED, "decided_by": user, "decided_at": now}
+            changes, event = approval_step(record, user, complete, now)
             return change_transition(
                 record, changes, event, lambda r: views.reply_approval(r, user), now
             )

@@ -35,6 +35,16 @@ def _clicked(body: dict[str, Any]) -> tuple[str, str, str]:
     return user, channel, value[:100] if isinstance(value, str) else ""
 
 
+def tell_refusal(client: WebClient, channel: str, user: str, outcome: Outcome) -> None:
+    """Why a click did not go through, to the one who clicked (ephemeral); nothing on success."""
+    if outcome.ok or not channel or not user:
+        return
+    try:
+        client.chat_postEphemeral(channel=channel, user=user, text=outcome.message)
+    except SlackApiError as exc:
+        log.warning("could not tell %s why: %s", user, exc.response.get("error"))
+
+
 def register(app: App, services: Services) -> None:
     def handle(
         ack: Ack,
@@ -67,12 +77,7 @@ def register(app: App, services: Services) -> None:
             outcome = operation(request_id, user)
             ack()
         services.wake_outbox()
-        if outcome.ok or not channel or not user:
-            return
-        try:
-            client.chat_postEphemeral(channel=channel, user=user, text=outcome.message)
-        except SlackApiError as exc:
-            log.warning("could not tell %s why: %s", user, exc.response.get("error"))
+        tell_refusal(client, channel, user, outcome)
 
     lifecycle = services.lifecycle
 

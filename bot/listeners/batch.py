@@ -8,11 +8,11 @@ from typing import Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from bot.ids import Action, Block, read_value
 from bot.lifecycle import Outcome
 from bot.listeners._read import object_id
+from bot.listeners.actions import tell_refusal
 from bot.modal import ModalValues
 from bot.services import Services
 
@@ -76,12 +76,7 @@ def register(app: App, services: Services) -> None:
         if clicked is not Action.BATCH_CANCEL:
             ack()  # after the decision is stored: a process killed now still has it
         services.wake_outbox()
-        if outcome.ok or not channel or not user:
-            return
-        try:
-            client.chat_postEphemeral(channel=channel, user=user, text=outcome.message)
-        except SlackApiError as exc:
-            log.warning("could not tell %s why: %s", user, exc.response.get("error"))
+        tell_refusal(client, channel, user, outcome)
 
     @app.action(str(Action.BATCH_APPROVE))
     def approve(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
